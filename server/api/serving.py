@@ -9,8 +9,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from pydantic import BaseModel
-
 from server.api.errors import error_body
 from server.api.protocol import (
     AssistantMessage,
@@ -77,12 +75,14 @@ def stage_delta(result: StageResult, answer_tag: str, trace_wanted: bool) -> lis
     return deltas
 
 
-def sse(payload: BaseModel | dict | str) -> str:
-    if isinstance(payload, BaseModel):
-        payload = payload.model_dump_json(exclude_none=True)
-    elif isinstance(payload, dict):
-        payload = json.dumps(payload)
-    return f"data: {payload}\n\n"
+def sse(payload: ChatCompletionChunk | dict) -> str:
+    if isinstance(payload, ChatCompletionChunk):
+        data = payload.model_dump(exclude_none=True)
+        for choice in data["choices"]:  # OpenAI chunks always carry these keys
+            choice.setdefault("finish_reason", None)
+            choice.setdefault("logprobs", None)
+        payload = data
+    return f"data: {json.dumps(payload)}\n\n"
 
 
 class ChatService:

@@ -1,0 +1,68 @@
+"""A deterministic FAKE engine for unit tests of pure search logic (never used end to end).
+
+generate(): candidate i of a call is "<stage> candidate i" with i+2 tokens and a mean
+logprob of -(i+1), unless a script says otherwise. choose(): prefers the response whose text
+contains the word "best"; otherwise the first one shown (a maximally position-biased judge).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from server.search.interface import ChoiceResult, GenerateResult, Generation, Sampling
+
+_RESPONSES = re.compile(r"Response 1:\n(.*?)\n\nResponse 2:\n(.*?)\n\nReply", re.DOTALL)
+
+
+class FakeEngine:
+    def __init__(self, script: Callable[[str, Sampling, int], str] | None = None,
+                 delay: float = 0.0) -> None:
+        self.script = script
+        self.delay = delay
+        self.generate_calls: list[tuple[str, Sampling]] = []
+        self.choose_calls: list[str] = []
+        self.in_flight = 0
+
+    async def generate(self, prompt: str, images: Sequence[Any], sampling: Sampling
+                       ) -> GenerateResult:
+        self.generate_calls.append((prompt, sampling))
+        self.in_flight += 1
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        stage = prompt.rsplit("<", 1)[-1].rstrip(">")
+        generations = []
+        for i in range(sampling.n):
+            text = self.script(stage, sampling, i) if self.script else f"{stage} candidate {i}"
+            tokens = min(len(text.split()) + 1, sampling.max_tokens) if text else 0
+            finish = "length" if tokens >= sampling.max_tokens else "stop"
+            generations.append(Generation(text, tokens, -(i + 1.0) * max(tokens, 1), finish))
+        return GenerateResult(generations, prompt_tokens=len(prompt.split()), cached_tokens=1)
+
+    async def choose(self, prompt: str, images: Sequence[Any], options: Sequence[str]
+                     ) -> ChoiceResult:
+        self.choose_calls.append(prompt)
+        self.in_flight += 1
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
+        match = _RESPONSES.search(prompt)
+        assert match, "judge prompt must show both responses"
+        first, second = match.groups()
+        picked = 1 if "best" in second and "best" not in first else 0
+        return ChoiceResult(picked, [None, None], prompt_tokens=len(prompt.split()),
+                            cached_tokens=1)
+
+
+def render_chat_fake(messages: list[dict[str, Any]]) -> str:
+    """FAKE chat template: role: text, images as <image>."""
+    lines = []
+    for m in messages:
+        parts = "".join("<image>" if p["type"] == "image" else p["text"] for p in m["content"])
+        lines.append(f"{m['role']}: {parts}")
+    return "\n".join(lines) + "\nassistant: "

@@ -1,0 +1,36 @@
+import pytest
+
+from server.search.schema import LLAVA_COT, THINK_ANSWER, clean_stage_text, get_schema, parse_stages
+
+SUMMARY = LLAVA_COT.stages[0]
+
+
+def test_clean_cuts_at_the_closing_tag():
+    assert clean_stage_text(SUMMARY, " plan here </SUMMARY> junk") == ("plan here", True)
+
+
+def test_clean_drops_a_repeated_opening_tag_and_reports_unclosed():
+    assert clean_stage_text(SUMMARY, "<SUMMARY> plan") == ("plan", False)
+
+
+def test_clean_of_empty_text_is_empty():
+    assert clean_stage_text(SUMMARY, "   ") == ("", False)
+
+
+def test_parse_finds_each_stage_and_skips_missing_ones():
+    text = "<SUMMARY>s</SUMMARY>\n<CAPTION> c\n</CAPTION><CONCLUSION>3</CONCLUSION>"
+    assert parse_stages(LLAVA_COT, text) == {"SUMMARY": "s", "CAPTION": "c", "CONCLUSION": "3"}
+
+
+def test_render_round_trips_through_parse():
+    chosen = [(s, f"text of {s.tag}") for s in LLAVA_COT.stages]
+    assert parse_stages(LLAVA_COT, LLAVA_COT.render(chosen)) == {
+        s.tag: f"text of {s.tag}" for s in LLAVA_COT.stages}
+
+
+def test_schemas_name_their_answer_stage():
+    assert LLAVA_COT.answer_stage.tag == "CONCLUSION"
+    assert THINK_ANSWER.answer_stage.close_tag == "</answer>"
+    assert get_schema("think-answer") is THINK_ANSWER
+    with pytest.raises(ValueError, match="unknown stage schema"):
+        get_schema("nope")
