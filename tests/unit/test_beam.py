@@ -1,6 +1,7 @@
 """The stage-level search loop over a deterministic FAKE engine (pure orchestration logic)."""
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -34,7 +35,7 @@ async def test_greedy_walks_every_stage_with_one_call_each():
     assert trace.answer == "CONCLUSION candidate 0"
     # each stage's prompt extends the previous one byte for byte (prefix-cache friendly)
     prompts = [p for p, _ in engine.generate_calls]
-    for before, after in zip(prompts, prompts[1:], strict=False):
+    for before, after in itertools.pairwise(prompts):
         assert after.startswith(before.rsplit("<", 1)[0])
     assert prompts[1].endswith("<SUMMARY>SUMMARY candidate 0</SUMMARY>\n\n<CAPTION>")
     stops = [s.stop for _, s in engine.generate_calls]

@@ -1,0 +1,118 @@
+"""Stage-level beam search end to end on the real engine and tiny model."""
+
+import asyncio
+import re
+import threading
+import time
+
+import httpx
+
+URL = "/v1/chat/completions"
+
+
+def metric(server, name: str) -> float:
+    text = httpx.get(f"{server.base_url}/metrics").text
+    values = [float(m.group(1)) for m in re.finditer(
+        rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)]
+    return sum(values)
+
+
+def test_beam_of_4_with_judge_lists_candidates_comparisons_and_usage(server, chat_body):
+    body = {**chat_body, "beam_width": 4, "return_trace": True, "seed": 11}
+    data = httpx.post(f"{server.base_url}{URL}", json=body, timeout=120).json()
+    stages = data["choices"][0]["message"]["stages"]
+    assert len(stages) == 4
+    for stage in stages:
+        assert len(stage["candidates"]) == 4
+        assert 0 <= stage["chosen_index"] < 4
+        assert stage["text"] == stage["candidates"][stage["chosen_index"]]["text"]
+        usable = [c for c in stage["candidates"] if c["text"]]
+        if len(usable) > 1:
+            assert len(stage["comparisons"]) == len(usable) - 1
+            assert {c["round"] for c in stage["comparisons"]} == set(
+                range(1, max(c["round"] for c in stage["comparisons"]) + 1))
+            assert stage["comparisons"][-1]["winner"] == stage["chosen_index"]
+    usage = data["usage"]
+    candidate_tokens = sum(c["tokens"] for s in stages for c in s["candidates"])
+    judge_tokens = usage["completion_tokens_details"]["judge_tokens"]
+    assert judge_tokens == 2 * sum(len(s["comparisons"]) for s in stages)  # both orders
+    assert usage["completion_tokens"] == candidate_tokens + judge_tokens
+    answer = stages[-1]["candidates"][stages[-1]["chosen_index"]]["tokens"]
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == (
+        usage["completion_tokens"] - answer)
+    assert usage["prompt_tokens_details"]["cached_tokens"] > 0
+
+
+def test_same_seed_gives_the_same_search(server, chat_body):
+    body = {**chat_body, "beam_width": 3, "return_trace": True, "seed": 5}
+    first, second = (httpx.post(f"{server.base_url}{URL}", json=body, timeout=120).json()
+                     for _ in range(2))
+    assert first["choices"][0]["message"]["stages"] == second["choices"][0]["message"]["stages"]
+
+
+def test_best_of_n_and_logprob_selectors(server, chat_body):
+    for selector in ("best_of_n", "logprob", "auto"):
+        body = {**chat_body, "beam_width": 3, "selector": selector, "return_trace": True}
+        response = httpx.post(f"{server.base_url}{URL}", json=body, timeout=120)
+        assert response.status_code == 200, (selector, response.text)
+        stages = response.json()["choices"][0]["message"]["stages"]
+        assert len(stages) == 4 and all(len(s["candidates"]) == 3 for s in stages)
+        if selector == "logprob":
+            assert all(not s["comparisons"] for s in stages)
+        if selector == "best_of_n":
+            assert len(stages[-1]["comparisons"]) == 2
+            assert len({s["chosen_index"] for s in stages}) == 1  # one whole chain wins
+
+
+def test_reasoning_effort_sets_the_width(server, chat_body):
+    body = {**chat_body, "reasoning_effort": "high", "return_trace": True}
+    data = httpx.post(f"{server.base_url}{URL}", json=body, timeout=120).json()
+    assert len(data["choices"][0]["message"]["stages"][0]["candidates"]) == 4
+
+
+def test_concurrent_searches_all_complete(server, chat_body):
+    async def main():
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=180) as client:
+            bodies = [{**chat_body, "beam_width": 2 + i % 3, "seed": i} for i in range(8)]
+            return await asyncio.gather(*(client.post(URL, json=b) for b in bodies))
+    responses = asyncio.run(main())
+    assert [r.status_code for r in responses] == [200] * 8
+
+
+def _wait_idle(server, timeout=10.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = metric(server, "vllm:num_requests_running") + metric(
+            server, "vllm:num_requests_waiting")
+        if busy == 0:
+            return time.monotonic()
+        time.sleep(0.1)
+    raise AssertionError("engine requests still running after the client left")
+
+
+def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
+    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400}
+    started = time.monotonic()
+    try:
+        httpx.post(f"{server.base_url}{URL}", json=body, timeout=1.5)
+        raise AssertionError("the search was expected to outlast the client's timeout")
+    except httpx.ReadTimeout:
+        pass
+    _wait_idle(server)
+    assert time.monotonic() - started < 8
+    deadline = time.monotonic() + 5
+    while "its search was aborted" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "its search was aborted" in server.log()
+
+
+def test_disconnect_mid_stream_aborts_all_engine_work(server, chat_body):
+    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400, "stream": True}
+    seen = threading.Event()
+    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=30) as response:
+        for line in response.iter_lines():
+            if line:
+                seen.set()
+                break  # leave after the first chunk: the search is still running
+    assert seen.is_set()
+    _wait_idle(server)
