@@ -1,0 +1,296 @@
+"""Properties the rendered chart must keep: probes on the server's own routes, a grace period
+that covers the drain, GPU scheduling, shared memory, a locked-down pod, the pinned image, and
+a ConfigMap the server's Settings accept."""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import helm_python as helm
+import pytest
+import yaml
+from prometheus_client import generate_latest
+
+from server.api.health import router as health_router
+from server.config import DEFAULT_TINY_MODEL, Settings
+from server.metrics import Metrics
+from tests.deploy.deploytools import (
+    CHART,
+    RELEASE,
+    REPO,
+    dockerfile_stages,
+    find,
+    one,
+    pyproject,
+    render,
+)
+
+RUNTIME = ["gpu", "cpu", "llava-cot", "gpu-all", "cpu-keda"]
+# Options every variant sets (served_model_name and max_model_len may stay at the default).
+REQUIRED_OPTIONS = ["model", "dtype", "gpu_memory_utilization", "stage_mode", "stage_schema",
+                    "stage_max_tokens", "beam_width", "selector", "drain_timeout", "host", "port"]
+SERVER_ROUTES = {route.path for route in health_router.routes}
+IMAGE_STAGES = {s.name: s for s in dockerfile_stages((REPO / "Dockerfile").read_text())[1]}
+
+
+def pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment")["spec"]["template"]["spec"]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = pod(docs)["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def server_env(docs: list[dict[str, Any]]) -> dict[str, str]:
+    name = container(docs)["envFrom"][0]["configMapRef"]["name"]
+    config_map = next(d for d in find(docs, "ConfigMap") if d["metadata"]["name"] == name)
+    return config_map["data"]
+
+
+def drain_timeout(docs: list[dict[str, Any]]) -> float:
+    default = Settings.model_fields["drain_timeout"].default
+    return float(server_env(docs).get("COT_SERVER_DRAIN_TIMEOUT", default))
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_probes_use_the_servers_routes(rendered: dict, variant: str) -> None:
+    c = container(rendered[variant])
+    assert c["startupProbe"]["httpGet"]["path"] == "/ready"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert {"/ready", "/health"} <= SERVER_ROUTES
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    for probe in ["startupProbe", "readinessProbe", "livenessProbe"]:
+        assert c[probe]["httpGet"]["port"] in ports
+    assert ports["http"] == int(server_env(rendered[variant])["COT_SERVER_PORT"]) == 8000
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_startup_probe_allows_a_long_model_load(rendered: dict, variant: str) -> None:
+    startup = container(rendered[variant])["startupProbe"]
+    window = startup["periodSeconds"] * startup["failureThreshold"]
+    assert window >= 30 * 60
+    deployment = one(rendered[variant], "Deployment")
+    assert deployment["spec"]["progressDeadlineSeconds"] > window
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_grace_period_covers_prestop_and_drain(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    command = container(docs)["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[0] == "sleep"
+    pre_stop = int(command[1])
+    assert pre_stop >= 5
+    assert pod(docs)["terminationGracePeriodSeconds"] >= pre_stop + drain_timeout(docs)
+
+
+@pytest.mark.parametrize("drain,pre_stop", [(120, 20), (7.5, 3), (None, 10)])
+def test_grace_period_follows_the_drain_timeout(drain: float | None, pre_stop: int) -> None:
+    docs = render([], {"server": {"drain_timeout": drain},
+                       "lifecycle": {"preStopSleepSeconds": pre_stop}})
+    assert container(docs)["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", str(pre_stop)]
+    expected = Settings.model_fields["drain_timeout"].default if drain is None else drain
+    assert drain_timeout(docs) == expected
+    assert pod(docs)["terminationGracePeriodSeconds"] >= pre_stop + expected
+
+
+@pytest.mark.parametrize("variant", ["gpu", "llava-cot", "gpu-all"])
+def test_gpu_variant_requests_gpus_on_gpu_nodes(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    limits = container(docs)["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == int(server_env(docs)["COT_SERVER_TENSOR_PARALLEL_SIZE"])
+    assert limits["nvidia.com/gpu"] >= 1
+    assert server_env(docs)["COT_SERVER_DEVICE"] == "cuda"
+    assert any(t["key"] == "nvidia.com/gpu" for t in pod(docs)["tolerations"])
+    assert pod(docs)["nodeSelector"]
+
+
+def test_gpu_limit_follows_tensor_parallel_size() -> None:
+    docs = render([], {"server": {"tensor_parallel_size": 2}})
+    assert container(docs)["resources"]["limits"]["nvidia.com/gpu"] == 2
+
+
+@pytest.mark.parametrize("variant", ["cpu", "cpu-keda"])
+def test_cpu_variant_asks_for_no_gpu(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    assert "nvidia.com/gpu" not in yaml.safe_dump(one(docs, "Deployment"))
+    assert server_env(docs)["COT_SERVER_DEVICE"] == "cpu"
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_shm_is_a_memory_backed_empty_dir(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    mount = next(m for m in container(docs)["volumeMounts"] if m["mountPath"] == "/dev/shm")
+    volume = next(v for v in pod(docs)["volumes"] if v["name"] == mount["name"])
+    assert volume["emptyDir"]["medium"] == "Memory"
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_pod_is_locked_down(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    p, c = pod(docs), container(docs)
+    assert p["securityContext"]["runAsNonRoot"] is True
+    assert p["securityContext"]["runAsUser"] > 0
+    assert p["enableServiceLinks"] is False
+    assert p["automountServiceAccountToken"] is False
+    sc = c["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["readOnlyRootFilesystem"] is True
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_every_path_the_server_writes_is_a_mounted_volume(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    c = container(docs)
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    mounts = [PurePosixPath(m["mountPath"]) for m in c["volumeMounts"]]
+    image = IMAGE_STAGES["cpu" if variant.startswith("cpu") else "gpu"]
+    writable = [env["HF_HOME"], env["XDG_CACHE_HOME"], "/tmp", image.env()["HOME"]]
+    if server_env(docs)["COT_SERVER_MODEL"] == DEFAULT_TINY_MODEL:  # built at start-up
+        writable.append(f"{image.last('WORKDIR').args}/{DEFAULT_TINY_MODEL}")
+    for path in map(PurePosixPath, writable):
+        assert any(path == m or m in path.parents for m in mounts), f"{path} is read-only"
+
+
+def test_model_cache_is_a_persistent_volume_claim(rendered: dict) -> None:
+    docs = rendered["gpu"]
+    c = container(docs)
+    hf_home = PurePosixPath(next(e["value"] for e in c["env"] if e["name"] == "HF_HOME"))
+    mount = next(m for m in c["volumeMounts"] if PurePosixPath(m["mountPath"]) in hf_home.parents)
+    volume = next(v for v in pod(docs)["volumes"] if v["name"] == mount["name"])
+    claim = one(docs, "PersistentVolumeClaim")
+    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_hub_token_comes_from_a_secret(rendered: dict, variant: str) -> None:
+    env = {e["name"]: e for e in container(rendered[variant])["env"]}
+    assert "secretKeyRef" in env["HF_TOKEN"]["valueFrom"]
+    assert "value" not in env["HF_TOKEN"]
+
+
+@pytest.mark.parametrize("variant", ["gpu", "cpu"])
+def test_image_tag_matches_the_pinned_vllm(rendered: dict, variant: str,
+                                           vllm_version: str) -> None:
+    image = container(rendered[variant])["image"]
+    tag = image.rpartition(":")[2]
+    version = pyproject()["project"]["version"]
+    assert tag == f"{version}-vllm{vllm_version}" + ("-cpu" if variant == "cpu" else "")
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
+
+
+def test_llava_cot_image_uses_a_vllm_that_still_has_mllama(rendered: dict) -> None:
+    tag = container(rendered["llava-cot"])["image"].rpartition("-vllm")[2]
+    assert tuple(int(x) for x in tag.split(".")) <= (0, 10, 2)
+    assert server_env(rendered["llava-cot"])["COT_SERVER_MODEL"] == "Xkev/Llama-3.2V-11B-cot"
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_configmap_is_a_valid_server_configuration(rendered: dict, variant: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    data = server_env(rendered[variant])
+    fields = {f"COT_SERVER_{name.upper()}" for name in Settings.model_fields}
+    assert set(data) <= fields, f"not server options: {set(data) - fields}"
+    for name in REQUIRED_OPTIONS:
+        assert f"COT_SERVER_{name.upper()}" in data, f"{name} missing from the ConfigMap"
+    for key in list(fields):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in data.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()  # raises on a value the server would refuse
+    assert settings.host == "0.0.0.0" and settings.port == 8000
+
+
+def test_values_list_every_server_option() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())["server"]
+    assert set(values) == set(Settings.model_fields), \
+        "values.yaml `server` and server/config.py list different options"
+    assert values["host"] == "0.0.0.0" and values["port"] == 8000
+
+
+def test_optional_options_reach_the_configmap_when_set() -> None:
+    data = server_env(render([], {"server": {"served_model_name": "cot", "max_model_len": 4096}}))
+    assert data["COT_SERVER_SERVED_MODEL_NAME"] == "cot"
+    assert data["COT_SERVER_MAX_MODEL_LEN"] == "4096"
+
+
+def test_rollout_never_drops_below_the_desired_replicas(rendered: dict) -> None:
+    spec = one(rendered["gpu"], "Deployment")["spec"]
+    assert spec["strategy"]["type"] == "RollingUpdate"
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    assert spec["strategy"]["rollingUpdate"]["maxSurge"] >= 1
+
+
+@pytest.mark.parametrize("variant", ["gpu-all", "cpu-keda"])
+def test_selectors_match_the_pods(rendered: dict, variant: str) -> None:
+    docs = rendered[variant]
+    deployment = one(docs, "Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = one(docs, "Service")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] in {p["name"] for p in
+                                                        container(docs)["ports"]}
+    assert one(docs, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() \
+        <= labels.items()
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= \
+        service["metadata"]["labels"].items()
+    endpoint = monitor["spec"]["endpoints"][0]
+    assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics" and "/metrics" in SERVER_ROUTES
+    assert "replicas" not in deployment["spec"], "an autoscaler owns the replica count"
+
+
+def test_autoscalers_scale_the_deployment_on_queue_depth(rendered: dict) -> None:
+    exported = generate_latest(Metrics().registry).decode()
+    hpa = one(rendered["gpu-all"], "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == one(rendered["gpu-all"],
+                                                        "Deployment")["metadata"]["name"]
+    metric = hpa["spec"]["metrics"][0]
+    assert metric["type"] == "Pods"
+    assert f"\n{metric['pods']['metric']['name']} " in exported, "the server exports no such metric"
+    scaled = one(rendered["cpu-keda"], "ScaledObject")
+    assert scaled["spec"]["scaleTargetRef"]["name"] == f"{RELEASE}-cot-server"
+    query = scaled["spec"]["triggers"][0]["metadata"]["query"]
+    assert "cot_server_requests_waiting" in query and "cot_server_requests_waiting " in exported
+
+
+def test_hpa_and_keda_together_are_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match="not both"):
+        render([], {"autoscaling": {"enabled": True}, "keda": {"enabled": True}})
+
+
+def documented_values() -> set[str]:
+    """Keys named in the first column of the values table in docs/deployment.md (with their
+    parents); after `a.b`, a bare `c` in the same cell stands for `a.c`."""
+    names = set()
+    for line in (REPO / "docs" / "deployment.md").read_text().splitlines():
+        if not line.startswith("| `"):
+            continue
+        tokens = re.findall(r"`([\w.*]+)`", line.split("|")[1])
+        prefix = tokens[0].rpartition(".")[0]
+        for token in tokens:
+            name = token if "." in token or not prefix else f"{prefix}.{token}"
+            parts = name.split(".")
+            names |= {".".join(parts[: i + 1]) for i in range(len(parts))}
+    return names
+
+
+def test_every_value_is_documented() -> None:
+    documented = documented_values()
+    free_form = {"server", "resources", "podSecurityContext", "securityContext", "nodeSelector",
+                 "affinity", "podAnnotations", "podLabels", "scratchDirs", "probes"}
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for key, value in values.items():
+        if isinstance(value, dict) and key not in free_form and value:
+            missing = {f"{key}.{sub}" for sub in value} - documented
+        else:
+            missing = set() if {key, f"{key}.*"} & documented else {key}
+        assert not missing, f"not in the values table of docs/deployment.md: {missing}"
