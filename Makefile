@@ -6,7 +6,7 @@ MODEL_DIR ?= models/tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint tiny-model clean
+.PHONY: serve test lint tiny-model clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,3 +40,6 @@ lint: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) models
+
+bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
+	$(BIN)/python -m loadtest.bench --model-dir $(MODEL_DIR)

@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,12 +21,14 @@ from server.search.interface import (
     ChoiceResult,
     GenerateResult,
     Generation,
+    Prompt,
     PromptTooLong,
     Sampling,
 )
 
 log = logging.getLogger(__name__)
 JUDGE_LOGPROBS = 20
+ENCODE_CACHE_SIZE = 256
 
 
 class EngineDead(RuntimeError):
@@ -71,6 +74,8 @@ class VllmEngine:
         self.max_model_len = max_model_len
         self.on_cpu = on_cpu
         self._option_ids: dict[str, int] = {}
+        self._encoded: OrderedDict[str, list[int]] = OrderedDict()  # tokenised text parts
+        self._eos = getattr(tokenizer, "eos_token_id", None)
 
     @classmethod
     async def start(cls, settings: Settings) -> VllmEngine:
@@ -103,7 +108,7 @@ class VllmEngine:
 
     # ----------------------------------------------------------------------- generation
 
-    async def generate(self, prompt: str, images: Sequence[Any], sampling: Sampling
+    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
                        ) -> GenerateResult:
         if sampling.seed is not None and sampling.n > 1:
             # A per-request seed with n > 1 crashes the CPU engine core; n seeded requests with
@@ -116,7 +121,7 @@ class VllmEngine:
                                   sum(p.cached_tokens for p in parts))
         return await self._generate_once(prompt, images, sampling)
 
-    async def _generate_once(self, prompt: str, images: Sequence[Any], sampling: Sampling
+    async def _generate_once(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
                              ) -> GenerateResult:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -126,17 +131,18 @@ class VllmEngine:
             top_p=sampling.top_p, top_k=sampling.top_k or 0, min_p=sampling.min_p or 0.0,
             repetition_penalty=sampling.repetition_penalty or 1.0, stop=list(sampling.stop),
             seed=sampling.seed, logprobs=0 if sampling.logprobs else None,
-            output_kind=RequestOutputKind.FINAL_ONLY)
+            include_stop_str_in_output=True, output_kind=RequestOutputKind.FINAL_ONLY)
         final = await self._run(prompt, images, params)
         generations = [
             Generation(o.text, len(o.token_ids), o.cumulative_logprob,
-                       "length" if o.finish_reason == "length" else "stop")
+                       "length" if o.finish_reason == "length" else "stop",
+                       self._without_eos(o.token_ids))
             for o in final.outputs]
         # vLLM counts the prompt once for n > 1; the search counts what the engine processed.
         return GenerateResult(generations, len(final.prompt_token_ids or ()),
                               final.num_cached_tokens or 0)
 
-    async def choose(self, prompt: str, images: Sequence[Any], options: Sequence[str]
+    async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
@@ -160,8 +166,33 @@ class VllmEngine:
             self._option_ids[option] = ids[0]
         return self._option_ids[option]
 
-    async def _run(self, prompt: str, images: Sequence[Any], params: Any) -> Any:
-        request: dict[str, Any] = {"prompt": prompt}
+    def _token_ids(self, prompt: Prompt) -> list[int]:
+        """Text parts are tokenised (as rendered chat text: no special tokens added), earlier
+        generations contribute their own tokens, so shared prefixes are token-identical."""
+        ids: list[int] = []
+        for part in prompt:
+            if isinstance(part, str):
+                ids += self._encode(part)
+            else:
+                ids += part.token_ids
+        return ids
+
+    def _encode(self, text: str) -> list[int]:
+        cached = self._encoded.get(text)
+        if cached is None:
+            cached = self._encoded[text] = self._tokenizer.encode(text, add_special_tokens=False)
+            if len(self._encoded) > ENCODE_CACHE_SIZE:
+                self._encoded.popitem(last=False)
+        else:
+            self._encoded.move_to_end(text)
+        return cached
+
+    def _without_eos(self, token_ids: Sequence[int]) -> tuple[int, ...]:
+        ids = tuple(token_ids)
+        return ids[:-1] if ids and ids[-1] == self._eos else ids
+
+    async def _run(self, prompt: Prompt, images: Sequence[Any], params: Any) -> Any:
+        request: dict[str, Any] = {"prompt_token_ids": self._token_ids(prompt)}
         if images:
             request["multi_modal_data"] = {"image": list(images)}
         request_id = f"cot-{uuid.uuid4().hex}"

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from server.search.interface import PromptTooLong, Sampling, StageEngine
+from server.search.interface import Prompt, PromptTooLong, Sampling, StageEngine
 from server.search.prompts import JUDGE_OPTIONS, Conversation, PromptBuilder, RenderChat
 from server.search.schema import FULL_ANSWER_CRITERION, Stage, StageSchema, clean_stage_text
 from server.search.selectors import best_by_logprob, candidates_agree, knockout
@@ -39,6 +39,10 @@ class SearchParams:
     stop: tuple[str, ...] = ()  # the caller's stop strings, applied to the answer stage
     judge_both_orders: bool = True
     prompted: bool = False
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return self.beam_width > 1 and self.selector in ("logprob", "auto")
 
     def stage_cap(self, stage: Stage) -> int:
         return self.stage_max_tokens.get(stage.tag, self.default_stage_max_tokens)
@@ -86,7 +90,7 @@ class StageSearch:
         prompts = PromptBuilder(self.render_chat, params.schema, params.prompted)
         base = prompts.base(conversation)
         rng = random.Random(params.sampling.seed)
-        chosen: list[tuple[Stage, str]] = []
+        chosen: list[tuple[Stage, Candidate]] = []
         width = params.beam_width if width is None else width
         for index, stage in enumerate(params.schema.stages):
             cap = params.stage_cap(stage)
@@ -96,32 +100,34 @@ class StageSearch:
                 trace.finish_reason = "length"
                 return
             started = time.monotonic()
+            prompt = prompts.stage(base, chosen, stage)
             try:
                 candidates, fallback = await self._branch(
-                    prompts.stage(base, chosen, stage), conversation, stage, cap, width,
-                    params, index, trace.usage)
+                    prompt, conversation, stage, cap, width, params, index, trace.usage)
             except PromptTooLong:
                 if not trace.stages:
                     raise
                 trace.finish_reason = "length"
                 return
-            result = await self._select(prompts, conversation, chosen, stage, candidates,
-                                        params, trace.usage, rng, fallback)
+            result = await self._select(prompt, conversation, stage, candidates, params,
+                                        trace.usage, rng, fallback)
             self.observer.stage_done(stage.tag, time.monotonic() - started,
                                      len(candidates), len(result.comparisons))
             trace.stages.append(result)
-            chosen.append((stage, result.text))
+            chosen.append((stage, result.chosen))
             yield result
             if (stage.tag == params.schema.answer_tag and params.max_tokens is not None
                     and not result.chosen.closed and result.chosen.token_count >= cap
                     and cap < params.stage_cap(stage)):
                 trace.finish_reason = "length"  # the caller's budget cut the answer short
 
-    async def _branch(self, prompt: str, conversation: Conversation, stage: Stage, cap: int,
+    async def _branch(self, prompt: Prompt, conversation: Conversation, stage: Stage, cap: int,
                       width: int, params: SearchParams, index: int, usage: Usage
                       ) -> tuple[list[Candidate], bool]:
         stop = (stage.close_tag, *(params.stop if stage.tag == params.schema.answer_tag else ()))
-        sampling = params.sampling.with_(n=width, max_tokens=cap, stop=stop, logprobs=True,
+        # Logprobs cost about a quarter of decode time on the CPU: only when a selector reads them.
+        sampling = params.sampling.with_(n=width, max_tokens=cap, stop=stop,
+                                         logprobs=params.wants_logprobs,
                                          seed=params.stage_seed(index))
         candidates = await self._generate(prompt, conversation, stage, sampling, usage)
         if any(c.usable for c in candidates) or sampling.temperature == 0.0:
@@ -129,19 +135,19 @@ class StageSearch:
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         return await self._generate(prompt, conversation, stage, greedy, usage), True
 
-    async def _generate(self, prompt: str, conversation: Conversation, stage: Stage,
+    async def _generate(self, prompt: Prompt, conversation: Conversation, stage: Stage,
                         sampling: Sampling, usage: Usage) -> list[Candidate]:
         result = await self.engine.generate(prompt, conversation.images, sampling)
         generated = sum(g.token_count for g in result.generations)
         usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
         candidates = []
         for g in result.generations:
-            text, closed = clean_stage_text(stage, g.text)
-            candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed))
+            # stop[0] is the closing tag; the rest are the caller's stop strings
+            text, closed = clean_stage_text(stage, g.text, sampling.stop[1:])
+            candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed, g))
         return candidates
 
-    async def _select(self, prompts: PromptBuilder, conversation: Conversation,
-                      chosen: list[tuple[Stage, str]], stage: Stage,
+    async def _select(self, stage_prompt: Prompt, conversation: Conversation, stage: Stage,
                       candidates: list[Candidate], params: SearchParams, usage: Usage,
                       rng: random.Random, fallback: bool) -> StageResult:
         usable = [i for i, c in enumerate(candidates) if c.usable]
@@ -152,26 +158,26 @@ class StageSearch:
         if params.selector == "logprob" or (params.selector == "auto"
                                            and candidates_agree(candidates)):
             return make(best_by_logprob(candidates))
-        texts = [c.text for c in candidates]
+        firsts = [c.as_prompt(stage.close_tag) for c in candidates]
+        seconds = [stage.wrap(c.text) for c in candidates]
 
         async def judge_round(pairs: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
             return list(await asyncio.gather(*(
-                self._compare(prompts, conversation, chosen, f"the {stage.tag} stage",
-                              stage.judge_criterion, texts, a, b, params, usage)
+                self._compare(stage_prompt, firsts, seconds, f"the {stage.tag} stage",
+                              stage.judge_criterion, conversation, a, b, params, usage)
                 for a, b in pairs)))
 
         outcome = await knockout(usable, judge_round, rng)
         return make(outcome.winner, outcome.comparisons)
 
-    async def _compare(self, prompts: PromptBuilder, conversation: Conversation,
-                       chosen: list[tuple[Stage, str]], what: str, criterion: str,
-                       texts: list[str], a: int, b: int, params: SearchParams, usage: Usage
-                       ) -> tuple[int, float | None]:
-        """Probability that `a` beats `b`, averaged over both presentation orders."""
+    async def _compare(self, prefix: Prompt, firsts: list[Prompt], seconds: list[str], what: str,
+                       criterion: str, conversation: Conversation, a: int, b: int,
+                       params: SearchParams, usage: Usage) -> tuple[int, float | None]:
+        """Probability that `a` beats `b` (averaged over both presentation orders when asked)."""
         orders = [(a, b), (b, a)] if params.judge_both_orders else [(a, b)]
         verdicts = await asyncio.gather(*(
-            self.engine.choose(prompts.judge(conversation, chosen, what, criterion,
-                                             texts[x], texts[y]), conversation.images,
+            self.engine.choose(PromptBuilder.judge(prefix, firsts[x], seconds[y], what,
+                                                   criterion), conversation.images,
                                JUDGE_OPTIONS)
             for x, y in orders))
         p_a = 0.0
@@ -199,12 +205,16 @@ class StageSearch:
         for chain in chains:
             usage.merge(chain.usage)
         prompts = PromptBuilder(self.render_chat, params.schema, params.prompted)
+        base = prompts.base(conversation)
+        firsts = [prompts.answer(base, [(stage, result.chosen) for stage, result
+                                        in zip(params.schema.stages, chain.stages, strict=False)])
+                  for chain in chains]
         texts = [chain.tagged_text() for chain in chains]
 
         async def judge_round(pairs: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
             return list(await asyncio.gather(*(
-                self._compare(prompts, conversation, [], "a complete answer",
-                              FULL_ANSWER_CRITERION, texts, a, b, params, usage)
+                self._compare((), firsts, texts, "the complete answer",
+                              FULL_ANSWER_CRITERION, conversation, a, b, params, usage)
                 for a, b in pairs)))
 
         outcome = await knockout(range(len(chains)), judge_round,

@@ -4,7 +4,7 @@ use a deterministic fake."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 
@@ -29,10 +29,15 @@ class Sampling:
 
 @dataclass(frozen=True)
 class Generation:
+    """One completion. `text` includes the stop string that ended it, if any; `token_ids` are
+    the engine's own tokens for `text` (opaque to the search), so a later prompt that contains
+    this generation reuses its exact tokens, and with them the engine's prefix cache."""
+
     text: str
     token_count: int
     cumulative_logprob: float | None
     finish_reason: str  # "stop" (stop string / EOS) or "length"
+    token_ids: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def mean_logprob(self) -> float:
@@ -59,13 +64,23 @@ class ChoiceResult:
     cached_tokens: int
 
 
+# A prompt is a sequence of parts: text to tokenize, or an earlier generation whose tokens are
+# reused as they are.
+PromptPart = str | Generation
+Prompt = tuple[PromptPart, ...]
+
+
+def prompt_text(prompt: Prompt) -> str:
+    return "".join(p if isinstance(p, str) else p.text for p in prompt)
+
+
 class PromptTooLong(ValueError):
     """The prompt does not fit the model's context."""
 
 
 class StageEngine(Protocol):
-    async def generate(self, prompt: str, images: Sequence[Any], sampling: Sampling
+    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
                        ) -> GenerateResult: ...
 
-    async def choose(self, prompt: str, images: Sequence[Any], options: Sequence[str]
+    async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult: ...

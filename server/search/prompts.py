@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.search.interface import Prompt, PromptPart
 from server.search.schema import Stage, StageSchema
+from server.search.trace import Candidate
 
 ChatMessage = dict[str, Any]
 RenderChat = Callable[[list[ChatMessage]], str]
@@ -53,33 +55,37 @@ class PromptBuilder:
                                 "content": [text_part(self.schema.format_instruction)]})
         return self.render_chat(messages)
 
-    def stage(self, base: str, chosen: list[tuple[Stage, str]], stage: Stage) -> str:
+    def stage(self, base: str, chosen: Sequence[tuple[Stage, Candidate]], stage: Stage
+              ) -> Prompt:
         """Prompt that makes the model write `stage` after the stages chosen so far."""
-        return base + self.schema.render(chosen) + stage.open_tag
+        return merge_text([*self.answer(base, chosen), stage.open_tag])
 
-    def judge(self, conversation: Conversation, chosen: list[tuple[Stage, str]],
-              what: str, criterion: str, first: str, second: str) -> str:
+    def answer(self, base: str, chosen: Sequence[tuple[Stage, Candidate]]) -> Prompt:
+        """The base prompt followed by the chosen stages, each as the model wrote it."""
+        parts: list[PromptPart] = [base]
+        for done, candidate in chosen:
+            parts += [done.open_tag, *candidate.as_prompt(done.close_tag), self.schema.separator]
+        return merge_text(parts)
+
+    @staticmethod
+    def judge(prefix: Prompt, first: Prompt, second: str, what: str, criterion: str) -> Prompt:
         """Prompt for one pairwise comparison; the answer is one constrained token, 1 or 2.
 
-        The image, the question and the stages chosen so far come first, so all comparisons
-        of a stage share that prefix."""
-        image_parts = [{"type": "image"} for _ in conversation.images]
-        context = self.schema.render(chosen).strip()
-        text = f"Question: {conversation.question}\n\n"
-        if context:
-            text += f"The answer so far:\n{context}\n\n"
-        text += (
-            f"Two candidates for {what} follow. {criterion}\n\n"
-            f"Response 1:\n{first}\n\nResponse 2:\n{second}\n\n"
-            "Reply with the number of the better response only: 1 or 2."
-        )
-        message = {"role": "user", "content": [*image_parts, text_part(text)]}
-        return self.render_chat([message])
+        It continues the transcript the candidates were generated from (image, question,
+        chosen stages, then the first candidate), so the engine's prefix cache already holds
+        everything up to the second candidate, including the first candidate's own tokens."""
+        question = (f"\n\n[A second candidate for {what}]\n{second}\n\n"
+                    f"[Judge] {criterion} Reply 1 if the first candidate is better, "
+                    "2 if the second one is: ")
+        return merge_text([*prefix, *first, question])
 
 
-def judge_subject(stage: Stage) -> str:
-    return f"the {stage.tag} stage"
-
-
-def full_answer_text(schema: StageSchema, texts: Sequence[tuple[Stage, str]]) -> str:
-    return schema.render(list(texts)).strip()
+def merge_text(parts: Sequence[PromptPart]) -> Prompt:
+    """Join neighbouring text parts, so each is tokenised once, as one piece."""
+    merged: list[PromptPart] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += part
+        elif part != "":
+            merged.append(part)
+    return tuple(merged)

@@ -6,6 +6,7 @@ Everything here is a pure function of its arguments.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -95,8 +96,9 @@ def get_schema(name: str) -> StageSchema:
         raise ValueError(f"unknown stage schema {name!r}; known: {', '.join(SCHEMAS)}") from None
 
 
-def clean_stage_text(stage: Stage, raw: str) -> tuple[str, bool]:
-    """Cut a generated stage at its closing tag and drop a repeated opening tag.
+def clean_stage_text(stage: Stage, raw: str, stops: Sequence[str] = ()) -> tuple[str, bool]:
+    """Cut a generated stage at its closing tag (or a caller's stop string) and drop a
+    repeated opening tag.
 
     Returns the stage's text (stripped) and whether the model closed the stage itself.
     """
@@ -104,6 +106,8 @@ def clean_stage_text(stage: Stage, raw: str) -> tuple[str, bool]:
     closed = stage.close_tag in text
     if closed:
         text = text.split(stage.close_tag, 1)[0]
+    for stop in stops:
+        text = text.split(stop, 1)[0]
     text = text.strip()
     if text.startswith(stage.open_tag):
         text = text[len(stage.open_tag):].strip()

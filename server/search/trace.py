@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from server.search.interface import Generation, PromptPart
+
 
 @dataclass(frozen=True)
 class Candidate:
-    text: str
+    text: str  # the stage's text, without tags or surrounding space
     token_count: int
     mean_logprob: float
     closed: bool  # the model wrote the closing tag itself
+    generation: Generation | None = field(default=None, repr=False, compare=False)
 
     @property
     def usable(self) -> bool:
         return bool(self.text)
+
+    def as_prompt(self, close_tag: str) -> tuple[PromptPart, ...]:
+        """The candidate as the model wrote it, closed: its exact tokens where known."""
+        if self.generation is None:
+            return (f"{self.text}{close_tag}",)
+        return (self.generation,) if self.closed else (self.generation, close_tag)
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,12 @@
 """Stage-level beam search end to end on the real engine and tiny model."""
 
 import asyncio
-import re
 import threading
 import time
 
 import httpx
 
 URL = "/v1/chat/completions"
-
-
-def metric(server, name: str) -> float:
-    text = httpx.get(f"{server.base_url}/metrics").text
-    values = [float(m.group(1)) for m in re.finditer(
-        rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M)]
-    return sum(values)
 
 
 def test_beam_of_4_with_judge_lists_candidates_comparisons_and_usage(server, chat_body):
@@ -82,8 +74,8 @@ def test_concurrent_searches_all_complete(server, chat_body):
 def _wait_idle(server, timeout=10.0) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        busy = metric(server, "vllm:num_requests_running") + metric(
-            server, "vllm:num_requests_waiting")
+        busy = (server.counter("vllm:num_requests_running")
+                + server.counter("vllm:num_requests_waiting"))
         if busy == 0:
             return time.monotonic()
         time.sleep(0.1)

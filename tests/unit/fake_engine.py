@@ -12,9 +12,16 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from server.search.interface import ChoiceResult, GenerateResult, Generation, Sampling
+from server.search.interface import (
+    ChoiceResult,
+    GenerateResult,
+    Generation,
+    Prompt,
+    Sampling,
+    prompt_text,
+)
 
-_RESPONSES = re.compile(r"Response 1:\n(.*?)\n\nResponse 2:\n(.*?)\n\nReply", re.DOTALL)
+_JUDGE = re.compile(r"^(.*)\n\n\[A second candidate for [^\]]*\]\n(.*)\n\n\[Judge\]", re.DOTALL)
 
 
 class FakeEngine:
@@ -26,8 +33,9 @@ class FakeEngine:
         self.choose_calls: list[str] = []
         self.in_flight = 0
 
-    async def generate(self, prompt: str, images: Sequence[Any], sampling: Sampling
+    async def generate(self, prompt_parts: Prompt, images: Sequence[Any], sampling: Sampling
                        ) -> GenerateResult:
+        prompt = prompt_text(prompt_parts)
         self.generate_calls.append((prompt, sampling))
         self.in_flight += 1
         try:
@@ -43,17 +51,19 @@ class FakeEngine:
             generations.append(Generation(text, tokens, -(i + 1.0) * max(tokens, 1), finish))
         return GenerateResult(generations, prompt_tokens=len(prompt.split()), cached_tokens=1)
 
-    async def choose(self, prompt: str, images: Sequence[Any], options: Sequence[str]
+    async def choose(self, prompt_parts: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult:
+        prompt = prompt_text(prompt_parts)
         self.choose_calls.append(prompt)
         self.in_flight += 1
         try:
             await asyncio.sleep(self.delay)
         finally:
             self.in_flight -= 1
-        match = _RESPONSES.search(prompt)
-        assert match, "judge prompt must show both responses"
-        first, second = match.groups()
+        match = _JUDGE.search(prompt)
+        assert match, "judge prompt must show both candidates"
+        head, second = match.groups()
+        first = head.rsplit("<", 2)[-2]  # the first candidate's text, after its opening tag
         picked = 1 if "best" in second and "best" not in first else 0
         return ChoiceResult(picked, [None, None], prompt_tokens=len(prompt.split()),
                             cached_tokens=1)

@@ -53,6 +53,10 @@ async def test_judge_beam_of_4_branches_once_per_stage_and_judges_n_minus_1_pair
         assert len(stage.comparisons) == 3
         assert stage.chosen_index == 2
     assert len(engine.choose_calls) == 4 * 3 * 2  # both orders of each comparison
+    # every judge prompt extends its stage's branch prompt (served from the prefix cache)
+    branch_prompts = [p for p, _ in engine.generate_calls]
+    assert all(any(j.startswith(b) for b in branch_prompts) for j in engine.choose_calls)
+    assert not any(s.logprobs for _, s in engine.generate_calls)  # the judge does not read them
     assert trace.answer == "CONCLUSION best"
     usage = trace.usage
     assert usage.candidate_tokens == sum(c.token_count for s in trace.stages
@@ -65,6 +69,7 @@ async def test_logprob_selector_makes_no_judge_calls():
     engine = FakeEngine()
     _, trace = await run(engine, params(beam_width=3, selector="logprob"))
     assert not engine.choose_calls
+    assert all(s.logprobs for _, s in engine.generate_calls)
     assert all(s.chosen_index == 0 for s in trace.stages)  # fake gives candidate 0 the best
 
 

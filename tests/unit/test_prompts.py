@@ -1,5 +1,7 @@
+from server.search.interface import Generation, prompt_text
 from server.search.prompts import Conversation, PromptBuilder
 from server.search.schema import LLAVA_COT
+from server.search.trace import Candidate
 from tests.unit.fake_engine import render_chat_fake
 
 CONV = Conversation(({"role": "user", "content": [
@@ -22,17 +24,37 @@ def test_stage_prompt_opens_the_stage_after_the_chosen_ones():
     builder = PromptBuilder(render_chat_fake, LLAVA_COT)
     base = builder.base(CONV)
     summary, caption = LLAVA_COT.stages[:2]
-    prompt = builder.stage(base, [(summary, "plan")], caption)
-    assert prompt == base + "<SUMMARY>plan</SUMMARY>\n\n<CAPTION>"
+    plan = Candidate("plan", 1, -1.0, closed=True)
+    assert builder.stage(base, [(summary, plan)], caption) == (
+        base + "<SUMMARY>plan</SUMMARY>\n\n<CAPTION>",)
 
 
-def test_judge_prompt_shows_image_question_context_and_both_candidates_in_order():
+def test_chosen_generations_are_reused_as_they_are():
     builder = PromptBuilder(render_chat_fake, LLAVA_COT)
-    summary = LLAVA_COT.stages[0]
-    prompt = builder.judge(CONV, [(summary, "plan")], "the CAPTION stage", "Which is better?",
-                           "first text", "second text")
-    assert prompt.count("<image>") == 1
-    assert "How many red shapes?" in prompt and "<SUMMARY>plan</SUMMARY>" in prompt
-    assert prompt.index("Response 1:\nfirst text") < prompt.index("Response 2:\nsecond text")
-    # the shared part (image, question, context) comes before the candidates
-    assert prompt.index("<SUMMARY>plan") < prompt.index("Response 1")
+    summary, caption, reasoning = LLAVA_COT.stages[:3]
+    closed = Generation(" plan </SUMMARY>", 3, None, "stop", token_ids=(7, 8, 9))
+    unclosed = Generation("looks", 1, None, "length", token_ids=(4,))
+    prompt = builder.stage("B", [(summary, Candidate("plan", 3, -1, True, closed)),
+                                 (caption, Candidate("looks", 1, -1, False, unclosed))],
+                           reasoning)
+    assert prompt == ("B<SUMMARY>", closed, "\n\n<CAPTION>", unclosed,
+                      "</CAPTION>\n\n<REASONING>")
+    assert prompt_text(prompt) == ("B<SUMMARY> plan </SUMMARY>\n\n<CAPTION>looks</CAPTION>"
+                                   "\n\n<REASONING>")
+
+
+def test_judge_prompt_continues_the_transcript_and_shows_both_candidates_in_order():
+    builder = PromptBuilder(render_chat_fake, LLAVA_COT)
+    summary, caption = LLAVA_COT.stages[:2]
+    stage_prompt = builder.stage(builder.base(CONV), [(summary, Candidate("plan", 1, -1, True))],
+                                 caption)
+    parts = PromptBuilder.judge(stage_prompt, ("first text</CAPTION>",),
+                                "<CAPTION>second text</CAPTION>", "the CAPTION stage",
+                                "Which is better?")
+    assert len(parts) == 1  # neighbouring text parts are merged
+    prompt = prompt_text(parts)
+    # image, question, chosen stages and the first candidate: exactly what generation saw
+    assert prompt.startswith(prompt_text(stage_prompt) + "first text</CAPTION>")
+    assert prompt.count("<image>") == 1 and "How many red shapes?" in prompt
+    assert prompt.index("first text") < prompt.index("second text") < prompt.index("Which")
+    assert prompt.endswith("2 if the second one is: ")

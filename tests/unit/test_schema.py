@@ -34,3 +34,7 @@ def test_schemas_name_their_answer_stage():
     assert get_schema("think-answer") is THINK_ANSWER
     with pytest.raises(ValueError, match="unknown stage schema"):
         get_schema("nope")
+
+
+def test_clean_cuts_at_a_callers_stop_string_too():
+    assert clean_stage_text(SUMMARY, "three END more", ["END"]) == ("three", False)

@@ -1,0 +1,75 @@
+"""Start and stop a local OpenAI-compatible server process (ours or upstream vLLM's) and read
+its Prometheus counters: what the benchmark and the end-to-end tests share."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    model: str
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        """Signal the server; kill its whole process group (engine workers) if it lingers."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+        return self.process.wait(10)
+
+    def counter(self, name: str) -> float:
+        """Sum of a Prometheus counter or gauge over all its label sets."""
+        text = httpx.get(f"{self.base_url}/metrics", timeout=10).text
+        return sum(float(m.group(1)) for m in re.finditer(
+            rf"^{re.escape(name)}(?:{{[^}}]*}})? ([0-9.e+-]+)$", text, re.M))
+
+
+def launch(args: list[str], log_path: Path, model: str, ready_path: str = "/ready",
+           ready_timeout: float = 300, cwd: Path | None = None) -> ServerProcess:
+    """Run `python <args> --port P` and wait until `ready_path` answers 200."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COT_SERVER_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, *args, "--port", str(port)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                   cwd=cwd, start_new_session=True)
+    server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path, model)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()[-4000:]}")
+        try:
+            if httpx.get(f"{server.base_url}{ready_path}", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.stop(signal.SIGKILL)
+    raise RuntimeError(f"server not ready in {ready_timeout} s:\n{server.log()[-4000:]}")
