@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from server import __version__
 from server.api import chat, health, models
+from server.api.admission import Admission
 from server.api.errors import install_error_handlers
 from server.api.middleware import RequestContextMiddleware
 from server.api.serving import ChatService
@@ -79,6 +80,9 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None) 
     app.state.metrics = Metrics()
     app.state.lifecycle = Lifecycle()
     app.state.chat = None
+    app.state.admission = Admission(settings.max_concurrent_requests,
+                                    settings.max_queued_requests)
+    app.state.metrics.waiting.set_function(lambda: app.state.admission.waiting)
     install_error_handlers(app)
     for module in (chat, models, health):
         app.include_router(module.router)

@@ -39,6 +39,13 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     log_level: str = Field("info", description="Log level.")
+    api_key: str | None = Field(None, description="API key(s) that guard every /v1 route, "
+                                "comma-separated; clients send `Authorization: Bearer KEY`.")
+    metrics_api_key: str | None = Field(None, description="If set, /metrics needs this key.")
+    max_concurrent_requests: int = Field(64, ge=1, description="Chat completions served at "
+                                         "once; more wait in the queue.")
+    max_queued_requests: int = Field(256, ge=0, description="Chat completions that may wait "
+                                     "for a slot; beyond it: 429 with Retry-After.")
     request_timeout: float = Field(600.0, gt=0, description="Longest a chat completion may "
                                    "take, search included.")
     drain_timeout: float = Field(30.0, ge=0, description="Seconds in-flight requests may take "
@@ -78,6 +85,10 @@ class Settings(BaseSettings):
     @property
     def model_name(self) -> str:
         return self.served_model_name or self.model.rstrip("/").split("/")[-1]
+
+    @property
+    def api_keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in (self.api_key or "").split(",") if k.strip())
 
     def effort_width(self, effort: str) -> int:
         return {"low": self.effort_low, "medium": self.effort_medium,

@@ -19,6 +19,7 @@ from typing import Any
 from server.config import Settings
 from server.search.interface import (
     ChoiceResult,
+    EngineDead,
     GenerateResult,
     Generation,
     Prompt,
@@ -29,10 +30,6 @@ from server.search.interface import (
 log = logging.getLogger(__name__)
 JUDGE_LOGPROBS = 20
 ENCODE_CACHE_SIZE = 256
-
-
-class EngineDead(RuntimeError):
-    """The engine stopped working; the process should exit and be restarted."""
 
 
 def engine_args(settings: Settings, on_cpu: bool) -> Any:

@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from server.api.errors import APIError
+from server.api.admission import Admission
+from server.api.errors import APIError, error_body
 from server.api.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
-from server.api.serving import ChatService
+from server.api.serving import ChatService, sse
 from server.config import Settings
 from server.images import ImageError, ImageLimits, decode_image_url
-from server.search.interface import PromptTooLong
+from server.search.interface import EngineDead, PromptTooLong
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -63,30 +64,50 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     except ValueError as exc:
         raise APIError(400, str(exc), param="stage_max_tokens") from None
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
-    try:
-        conversation = body.to_conversation(lambda url: decode_image_url(url, limits))
+    try:  # decoding is CPU work: keep it off the event loop
+        conversation = await asyncio.to_thread(
+            body.to_conversation, lambda url: decode_image_url(url, limits))
     except ImageError as exc:
         raise APIError(413 if exc.too_large else 400, str(exc), param="messages",
                        code="invalid_image") from None
 
+    admission: Admission = state.admission
+    timeout = min(settings.request_timeout, body.timeout or settings.request_timeout)
     if body.stream:
-        return StreamingResponse(service.stream(body, conversation, params),
+        admission.check()  # refuse with a real 429 status while we still can
+        deadline = asyncio.get_running_loop().time() + timeout
+        return StreamingResponse(_admitted_stream(admission, service.stream(
+                                     body, conversation, params, deadline)),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
     started = time.monotonic()
     try:
-        async with asyncio.timeout(settings.request_timeout):
+        async with admission.slot(), asyncio.timeout(timeout):
             result = await _cancel_on_disconnect(request,
                                                  service.complete(body, conversation, params))
     except TimeoutError:
-        raise APIError(504, f"the request took longer than {settings.request_timeout} s",
-                       code="timeout") from None
+        raise APIError(504, f"the request took longer than its {timeout:g} s deadline; "
+                       "every branch of its search was aborted", code="timeout") from None
     except PromptTooLong as exc:
         raise APIError(400, f"the prompt does not fit the model's context: {exc}",
                        param="messages", code="context_length_exceeded") from None
+    except EngineDead as exc:
+        raise APIError(503, f"the engine failed: {exc}", code="engine_dead") from None
     except asyncio.CancelledError:
         log.info("client disconnected; its search was aborted")
         return Response(status_code=499)
     finally:
         state.metrics.latency.observe(time.monotonic() - started)
     return JSONResponse(result.model_dump(exclude_none=True))
+
+
+async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str]
+                           ) -> AsyncIterator[str]:
+    """Hold an admission slot for the whole stream."""
+    try:
+        async with admission.slot():
+            async for chunk in chunks:
+                yield chunk
+    except APIError as exc:  # the queue filled between the check and the start
+        yield sse(error_body(exc.status, exc.message, code=exc.code))
+        yield "data: [DONE]\n\n"

@@ -3,6 +3,7 @@ parsing, access log and per-route request counts."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import time
@@ -38,8 +39,13 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), id_header]
             await send(message)
 
+        denied = self._denied(scope, headers)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if denied:
+            await self._reject(send_with_id, 401, denied, code="invalid_api_key",
+                               headers=[(b"www-authenticate", b"Bearer")])
+        elif (declared is not None and declared.isdigit()
+              and int(declared) > self.max_body_bytes):
             await self._reject(send_with_id, 413, "request body is larger than "
                                f"{self.max_body_bytes} bytes")
         else:
@@ -78,9 +84,34 @@ class RequestContextMiddleware:
             state.metrics.in_flight.dec()
 
     @staticmethod
-    async def _reject(send: Any, status: int, message: str) -> None:
-        body = json.dumps(error_body(status, message)).encode()
+    def _denied(scope: Scope, headers: dict[bytes, bytes]) -> str | None:
+        """Why the request lacks a valid key for its route, or None if it may pass."""
+        settings = scope["app"].state.settings if "app" in scope else None
+        if settings is None:
+            return None
+        path = scope["path"]
+        if path.startswith("/v1/"):
+            keys = settings.api_keys
+        elif path == "/metrics" and settings.metrics_api_key:
+            keys = (settings.metrics_api_key,)
+        else:
+            return None
+        if not keys:
+            return None
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        if not given.lower().startswith("bearer "):
+            return "missing API key: send `Authorization: Bearer <key>`"
+        token = given[7:].strip().encode()
+        # compare against every key, always, in constant time per key
+        matches = [hmac.compare_digest(token, key.encode()) for key in keys]
+        return None if any(matches) else "invalid API key"
+
+    @staticmethod
+    async def _reject(send: Any, status: int, message: str, code: str | None = None,
+                      headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        body = json.dumps(error_body(status, message, code=code)).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+                                (b"content-length", str(len(body)).encode()),
+                                *(headers or [])]})
         await send({"type": "http.response.body", "body": body})

@@ -79,6 +79,8 @@ class ChatCompletionRequest(_Strict):
     selector: Literal["judge", "logprob", "best_of_n", "auto"] | None = None
     return_trace: bool = False
     stage_max_tokens: int | dict[str, int] | None = None
+    timeout: float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
+                                  "request, search included (capped by the server's).")
 
     @model_validator(mode="after")
     def _checks(self) -> ChatCompletionRequest:

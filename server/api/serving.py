@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
 from server.api.errors import error_body
@@ -121,15 +121,22 @@ class ChatService:
                               usage=usage_out(list(traces)))
 
     async def stream(self, body: ChatCompletionRequest, conversation: Conversation,
-                     params: SearchParams) -> AsyncIterator[str]:
+                     params: SearchParams, deadline: float) -> AsyncIterator[str]:
+        """SSE chunks; `deadline` is on the event loop's clock."""
         chunk_id = completion_id()
         chunk = lambda choices, usage=None: ChatCompletionChunk(  # noqa: E731
             id=chunk_id, model=self.model_name, choices=choices, usage=usage)
         yield sse(chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content=""))
                          for i in range(body.n)]))
         traces: list[Trace] = []
+        events = self._merged(conversation, params, body.n)
         try:
-            async for index, event in self._merged(conversation, params, body.n):
+            while True:
+                async with asyncio.timeout_at(deadline):  # only while waiting on the search
+                    try:
+                        index, event = await anext(events)
+                    except StopAsyncIteration:
+                        break
                 if isinstance(event, StageChosen):
                     for delta in stage_delta(event.result, params.schema.answer_tag,
                                              body.return_trace):
@@ -138,18 +145,24 @@ class ChatService:
                     traces.append(event)
                     yield sse(chunk([ChunkChoice(index=index, delta=Delta(),
                                                  finish_reason=event.finish_reason)]))  # type: ignore[arg-type]
+        except TimeoutError:
+            yield sse(error_body(504, "the request passed its deadline; every branch of its "
+                                 "search was aborted", code="timeout"))
         except PromptTooLong as exc:
-            yield sse(error_body(400, f"prompt does not fit the model's context: {exc}"))
+            yield sse(error_body(400, f"prompt does not fit the model's context: {exc}",
+                                 code="context_length_exceeded"))
         except Exception:
             log.exception("stream failed")
             yield sse(error_body(500, "the engine failed while generating", code="engine_error"))
         else:
             if body.stream_options and body.stream_options.include_usage:
                 yield sse(chunk([], usage_out(traces)))
+        finally:
+            await events.aclose()
         yield "data: [DONE]\n\n"
 
     async def _merged(self, conversation: Conversation, params: SearchParams, n: int
-                      ) -> AsyncIterator[tuple[int, StageChosen | Trace]]:
+                      ) -> AsyncGenerator[tuple[int, StageChosen | Trace], None]:
         """Events of n concurrent searches, as they come. With n == 1, no extra task."""
         if n == 1:
             async for event in self._one(conversation, params):

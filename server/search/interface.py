@@ -78,6 +78,10 @@ class PromptTooLong(ValueError):
     """The prompt does not fit the model's context."""
 
 
+class EngineDead(RuntimeError):
+    """The engine stopped working; the process should exit and be restarted."""
+
+
 class StageEngine(Protocol):
     async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
                        ) -> GenerateResult: ...
