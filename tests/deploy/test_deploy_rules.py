@@ -206,11 +206,28 @@ def test_configmap_is_a_valid_server_configuration(rendered: dict, variant: str,
     assert settings.host == "0.0.0.0" and settings.port == 8000
 
 
+SECRET_OPTIONS = {"api_key", "metrics_api_key"}  # from Secrets, never from the ConfigMap
+
+
 def test_values_list_every_server_option() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())["server"]
-    assert set(values) == set(Settings.model_fields), \
+    assert set(values) | SECRET_OPTIONS == set(Settings.model_fields), \
         "values.yaml `server` and server/config.py list different options"
+    assert not set(values) & SECRET_OPTIONS
     assert values["host"] == "0.0.0.0" and values["port"] == 8000
+
+
+def test_api_keys_come_from_secrets_and_the_scraper_sends_the_metrics_key() -> None:
+    docs = render([], {"apiKeys": {"secretName": "keys"},
+                       "metricsApiKey": {"secretName": "mkey"},
+                       "serviceMonitor": {"enabled": True}})
+    assert not any("API_KEY" in name for name in server_env(docs))
+    env = {e["name"]: e for e in one(docs, "Deployment")["spec"]["template"]["spec"][
+        "containers"][0]["env"]}
+    assert env["COT_SERVER_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "keys"
+    assert env["COT_SERVER_METRICS_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "mkey"
+    endpoint = one(docs, "ServiceMonitor")["spec"]["endpoints"][0]
+    assert endpoint["authorization"]["credentials"]["name"] == "mkey"
 
 
 def test_optional_options_reach_the_configmap_when_set() -> None:
