@@ -83,5 +83,6 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s", request.url.path)
+        log.exception("request_id=%s unhandled error on %s",
+                      getattr(request.state, "request_id", "-"), request.url.path)
         return error_response(500, "internal server error", code="internal_error")
