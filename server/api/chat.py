@@ -17,7 +17,6 @@ from server.api.protocol import ChatCompletion, ChatCompletionRequest, ErrorResp
 from server.api.serving import ChatService, sse
 from server.config import Settings
 from server.images import ImageError, ImageLimits, decode_image_url
-from server.remote_images import RemotePolicy
 from server.search.interface import EngineDead, PromptTooLong
 
 log = logging.getLogger(__name__)
@@ -26,13 +25,6 @@ T = TypeVar("T")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 500, 503, 504)}
-
-
-def remote_policy(settings: Settings) -> RemotePolicy | None:
-    if not settings.remote_images:
-        return None
-    return RemotePolicy.from_setting(settings.remote_image_domains,
-                                     settings.remote_image_timeout)
 
 
 async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -71,8 +63,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         params = body.to_search_params(settings)
     except ValueError as exc:
         raise APIError(400, str(exc), param="stage_max_tokens") from None
-    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
-                         remote_policy(settings))
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
     try:  # decoding is CPU work: keep it off the event loop
         conversation = await asyncio.to_thread(
             body.to_conversation, lambda url: decode_image_url(url, limits))
