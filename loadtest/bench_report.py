@@ -44,6 +44,34 @@ def ratios(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+def failures(results: dict[str, Any]) -> int:
+    ours, upstream = results["ours"], results["upstream"]
+    runs = [*ours["greedy"].values(), *upstream.values(),
+            *(ours[k] for k in ("beam_c1", "beam_sat", "greedy_sat", "beam_in_flight"))]
+    return int(sum(run.get("failed", 0) for run in runs))
+
+
+NOTES = """## What limits the figures
+
+- **Server overhead (1).** Our server drives the stages itself: a beam-width-1 answer is four
+  engine calls (one per stage), where the upstream server makes one call for the same number
+  of tokens. Each extra call costs a scheduling round and a (cached) prefill on the engine; on
+  a tiny model whose decode step is a few milliseconds, that fixed cost is a visible share.
+  Logprobs are requested only when a selector reads them (they cost about a quarter of decode
+  time on this CPU build).
+- **Prefix cache (4).** Candidate calls extend the previous prompt token for token (generated
+  tokens are reused as they are, not re-tokenised), so nearly all of their prompt is cached.
+  A pairwise judge prompt must show the second candidate after the first, so its tokens
+  (plus the question to the judge) can never be cached: with the tiny model's short image
+  (about 30 tokens) and short stages, that tail is a large share of each judge prompt. With a
+  real VLM (hundreds to thousands of image tokens) the shared prefix dominates and the share
+  rises accordingly. Each comparison is judged in both orders (position bias), which doubles
+  the judge's uncached tail; `--no-judge-both-orders` halves it.
+- All servers run on the same 2 cores as the load generator; figures from one run are
+  comparable with each other, not with other machines.
+"""
+
+
 def render(results: dict[str, Any], command: str) -> str:
     lines = [
         "# Benchmarks", "",
@@ -55,5 +83,7 @@ def render(results: dict[str, Any], command: str) -> str:
         f"{results['plan']['stage_tokens']} tokens.", "",
         "| measure | ratio | target | | measured |", "|---|---|---|---|---|",
         *ratios(results), "",
+        f"Failed requests (counted out of the figures): {failures(results)}.", "",
+        NOTES,
     ]
     return "\n".join(lines) + "\n"

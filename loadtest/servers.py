@@ -3,6 +3,7 @@ its Prometheus counters: what the benchmark and the end-to-end tests share."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -33,13 +34,14 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        """Signal the server; kill its whole process group (engine workers) if it lingers."""
+        """Signal the server, wait for it, then kill whatever is left of its process group:
+        engine processes must not outlive a server that was killed or got stuck."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
-            try:
-                return self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.wait(10)
 
     def counter(self, name: str) -> float:
