@@ -6,7 +6,7 @@ MODEL_DIR ?= models/tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint tiny-model clean bench
+.PHONY: serve test lint tiny-model clean bench soak
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,3 +43,6 @@ clean:
 
 bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m loadtest.bench --model-dir $(MODEL_DIR)
+
+soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
+	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

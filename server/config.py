@@ -23,7 +23,7 @@ class Settings(BaseSettings):
     max_model_len: int | None = Field(None, description="Context length (default: the model's).")
     gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="Share of accelerator "
                                           "(or, on CPU, NUMA-node) memory the engine may reserve.")
-    cpu_kv_cache_gib: float | None = Field(None, description="CPU only: KV-cache size in GiB "
+    cpu_kv_cache_gib: int | None = Field(None, ge=1, description="CPU only: KV-cache size in GiB "
                                            "(sets VLLM_CPU_KVCACHE_SPACE).")
     max_num_seqs: int = Field(64, ge=1, description="Most sequences the engine batches at once.")
     enforce_eager: bool = Field(True, description="Skip graph capture (faster start).")
@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (width x "
                                   "height), checked before decoding.")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest request body.")
+    remote_images: bool = Field(False, description="Fetch http(s) image URLs (only from "
+                                "--remote-image-domains, only public addresses); off: data: "
+                                "URLs only.")
+    remote_image_domains: str = Field("", description="Hosts remote images may come from, "
+                                      "comma-separated; each allows itself and its subdomains "
+                                      "(`*`: any public host).")
+    remote_image_timeout: float = Field(10.0, gt=0, description="Seconds one remote image "
+                                        "may take to resolve and download.")
 
     # --- HTTP ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address to bind.")

@@ -57,7 +57,7 @@ def engine_args(settings: Settings, on_cpu: bool) -> Any:
 
 def _prepare_environment(settings: Settings) -> None:
     if settings.cpu_kv_cache_gib is not None:
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(settings.cpu_kv_cache_gib))
+        os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gib)
 
 
 class VllmEngine:
@@ -200,11 +200,9 @@ class VllmEngine:
         except asyncio.CancelledError:
             await self.abort(request_id)
             raise
-        except ValueError as exc:
-            if "maximum model length" in str(exc) or "longer than" in str(exc):
-                raise PromptTooLong(str(exc)) from exc
-            raise
         except Exception as exc:
+            if _prompt_too_long(exc):
+                raise PromptTooLong(str(exc)) from exc
             if self.dead:
                 raise EngineDead(str(exc)) from exc
             raise
@@ -243,6 +241,17 @@ class VllmEngine:
             if inspect.isawaitable(result):
                 await result
 
+
+
+def _prompt_too_long(exc: Exception) -> bool:
+    """vLLM's refusal of a prompt that does not fit the context, in any vLLM version: 0.32
+    raises VLLMValidationError (parameter "input_tokens", "maximum context length") from its
+    renderer, or "... longer than the maximum model length" from its input processor; older
+    versions raise ValueError with the latter text."""
+    message = str(exc)
+    return (getattr(exc, "parameter", None) == "input_tokens"
+            or "maximum context length" in message or "maximum model length" in message
+            or (isinstance(exc, ValueError) and "longer than" in message))
 
 
 def _processor_template(settings: Settings) -> str | None:

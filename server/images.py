@@ -1,5 +1,5 @@
-"""Images from `data:` URLs: media type, size and pixel limits checked before decoding, then
-decoded to RGB PIL images."""
+"""Images from `data:` URLs (and, when enabled, http(s) URLs: see server/remote_images.py):
+media type, size and pixel limits checked before decoding, then decoded to RGB PIL images."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import io
 import re
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from server.remote_images import RemotePolicy
 
 ACCEPTED = {"image/png": "PNG", "image/jpeg": "JPEG", "image/jpg": "JPEG", "image/webp": "WEBP"}
 _DATA_URL = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(;[^,;]*)*?);base64,",
@@ -29,10 +33,15 @@ class ImageError(ValueError):
 class ImageLimits:
     max_bytes: int
     max_pixels: int
+    remote: RemotePolicy | None = None  # None: http(s) image URLs are refused
 
 
 def decode_image_url(url: str, limits: ImageLimits) -> Image.Image:
-    if url.startswith(("http://", "https://")):
+    if url[:8].lower().startswith(("http://", "https://")):
+        if limits.remote is not None:
+            from server.remote_images import fetch_image
+
+            return fetch_image(url, limits, limits.remote)
         raise ImageError("remote image URLs are not enabled on this server; "
                          "send the image inline as a data: URL (base64)")
     match = _DATA_URL.match(url)

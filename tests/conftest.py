@@ -14,7 +14,8 @@ from server.images import encode_data_url
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "tiny-cot"
-SERVER_ARGS = ["--max-model-len", "2048", "--stage-max-tokens", "16", "--max-n", "4",
+SERVER_ARGS = ["--max-model-len", "2048", "--cpu-kv-cache-gib", "1", "--stage-max-tokens", "16",
+               "--max-n", "4",
                "--gpu-memory-utilization", "0.3", "--log-level", "info",
                "--max-body-bytes", "3000000", "--max-concurrent-requests", "8",
                "--max-queued-requests", "8"]

@@ -17,14 +17,33 @@ from server.api.protocol import ChatCompletion, ChatCompletionRequest, ErrorResp
 from server.api.serving import ChatService, sse
 from server.config import Settings
 from server.images import ImageError, ImageLimits, decode_image_url
+from server.remote_images import RemotePolicy
 from server.search.interface import EngineDead, PromptTooLong
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 T = TypeVar("T")
 
+# Every status the route answers with, in the OpenAPI schema. "4XX" covers the rest of the
+# client errors (405, 415, ...) and keeps FastAPI from advertising a 422 it never sends.
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 404, 413, 429, 500, 503, 504)}
+    code: {"model": ErrorResponse}
+    for code in (400, 401, 404, 413, 429, "4XX", 500, 503, 504)}
+# With `stream: true` the 200 is an event stream; `itemSchema` (OpenAPI 3.2) describes one event.
+STREAM: dict[int | str, dict[str, Any]] = {200: {
+    "description": "The completion (JSON), or with `stream: true` its chunks as server-sent "
+                   "events, ending with `data: [DONE]`",
+    "content": {"text/event-stream": {"itemSchema": {
+        "type": "object", "required": ["data"], "properties": {"data": {
+            "type": "string", "description": "a chat.completion.chunk or an error object as "
+                                             "JSON, or [DONE] at the end"}}}}}}}
+
+
+def remote_policy(settings: Settings) -> RemotePolicy | None:
+    if not settings.remote_images:
+        return None
+    return RemotePolicy.from_setting(settings.remote_image_domains,
+                                     settings.remote_image_timeout)
 
 
 async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -43,7 +62,8 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
         watcher.cancel()
 
 
-@router.post("/v1/chat/completions", response_model=ChatCompletion, responses=ERRORS)
+@router.post("/v1/chat/completions", response_model=ChatCompletion,
+             responses={**STREAM, **ERRORS})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
     state = request.app.state
     settings: Settings = state.settings
@@ -59,11 +79,18 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     if body.image_count > settings.limit_images_per_prompt:
         raise APIError(400, f"at most {settings.limit_images_per_prompt} images per request",
                        param="messages")
+    context = getattr(getattr(state, "engine", None), "max_model_len", None)
+    if body.token_budget is not None and context and body.token_budget > context:
+        field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        raise APIError(400, f"{field} is too large: {body.token_budget}; this model's context "
+                       f"holds {context} tokens, prompt included", param=field,
+                       code="invalid_value")
     try:
         params = body.to_search_params(settings)
     except ValueError as exc:
         raise APIError(400, str(exc), param="stage_max_tokens") from None
-    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels)
+    limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
+                         remote_policy(settings))
     try:  # decoding is CPU work: keep it off the event loop
         conversation = await asyncio.to_thread(
             body.to_conversation, lambda url: decode_image_url(url, limits))
@@ -99,7 +126,20 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         return Response(status_code=499)
     finally:
         state.metrics.latency.observe(time.monotonic() - started)
-    return JSONResponse(result.model_dump(exclude_none=True))
+    return JSONResponse(wire(result))
+
+
+def wire(result: ChatCompletion) -> dict[str, Any]:
+    """The completion as JSON, as its schema says: nulls are kept (a candidate's mean_logprob, a
+    comparison's confidence, a choice's logprobs), the trace fields are left out unless asked
+    for."""
+    data = result.model_dump()
+    for choice in data["choices"]:
+        message = choice["message"]
+        for key in ("reasoning_content", "stages"):
+            if message.get(key) is None:
+                message.pop(key, None)
+    return data
 
 
 async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str]

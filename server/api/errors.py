@@ -45,11 +45,16 @@ def error_response(status: int, message: str, param: str | None = None,
                         headers=headers)
 
 
+_BRANCHES = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
 def _describe(errors: list[Any]) -> tuple[str, str | None]:
-    first = errors[0]
+    # the deepest error is the informative one (not the union branch the input did not take)
+    first = max(errors, key=lambda e: len(e.get("loc", ())))
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    # drop pydantic's union-branch names (e.g. "list[...]", "TextPart") from the path
-    param = ".".join(p for p in loc if not p[:1].isupper() and "[" not in p) or None
+    # drop pydantic's union-branch names (e.g. "str", "list[...]", "TextPart") from the path
+    param = ".".join(p for p in loc if not p[:1].isupper() and "[" not in p
+                     and p not in _BRANCHES) or None
     kind = first.get("type", "")
     if kind == "extra_forbidden":
         return f"unsupported field {param!r}: this server does not take it", param

@@ -40,7 +40,8 @@ ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
 class Message(_Strict):
-    role: Literal["system", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant"]  # developer: OpenAI's newer
+    # name for system instructions; it is rendered as a system message
     content: str | list[ContentPart] | None = None
     name: str | None = None
 
@@ -124,7 +125,8 @@ class ChatCompletionRequest(_Strict):
                     parts.append({"type": "image"})
                 else:
                     parts.append({"type": "text", "text": part.text})
-            messages.append({"role": message.role, "content": parts})
+            role = "system" if message.role == "developer" else message.role
+            messages.append({"role": role, "content": parts})
         return Conversation(tuple(messages), tuple(images))
 
     @property

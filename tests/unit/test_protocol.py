@@ -65,3 +65,8 @@ def test_conversation_keeps_image_order_and_replaces_parts():
     assert conversation.images == ("a", "b")
     assert [p["type"] for p in conversation.messages[0]["content"]] == ["image", "text", "image"]
     assert body.image_count == 2
+
+
+def test_developer_messages_are_system_instructions():
+    body = req(messages=[{"role": "developer", "content": "be brief"}, USER])
+    assert body.to_conversation(lambda url: url).messages[0]["role"] == "system"
