@@ -83,6 +83,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None) 
     app.state.admission = Admission(settings.max_concurrent_requests,
                                     settings.max_queued_requests)
     app.state.metrics.waiting.set_function(lambda: app.state.admission.waiting)
+    app.state.metrics.running.set_function(lambda: app.state.admission.running)
     install_error_handlers(app)
     for module in (chat, models, health):
         app.include_router(module.router)

@@ -29,6 +29,8 @@ class Metrics:
                                "Chat completions being served now.", registry=r)
         self.waiting = Gauge("cot_server_requests_waiting",
                              "Chat completions admitted but waiting for a slot.", registry=r)
+        self.running = Gauge("cot_server_requests_running",
+                             "Chat completions holding a slot (searching now).", registry=r)
         self.tokens = Counter("cot_server_tokens", "Tokens by kind: prompt, cached (prompt "
                               "tokens served from the prefix cache), candidate, judge, answer.",
                               ["kind"], registry=r)

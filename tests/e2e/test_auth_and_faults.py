@@ -72,7 +72,10 @@ def test_a_dead_engine_fails_requests_with_5xx_and_the_process_exits_nonzero(tmp
 
         thread = threading.Thread(target=call)
         thread.start()
-        time.sleep(1.0)
+        deadline = time.monotonic() + 60
+        while server.counter("cot_server_requests_running") < 1:  # the search is under way
+            assert time.monotonic() < deadline, "the search did not start"
+            time.sleep(0.05)
         engine_core(server).kill()
         deadline = time.monotonic() + 30
         healthy = True

@@ -42,7 +42,10 @@ def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, c
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(1.0)  # the searches are under way
+    deadline = time.monotonic() + 60
+    while second_server.counter("cot_server_requests_running") < 4:  # all four are searching
+        assert time.monotonic() < deadline, "the four searches did not start"
+        time.sleep(0.05)
     second_server.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 5
     while httpx.get(f"{base}/ready").status_code != 503:

@@ -91,7 +91,7 @@ def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
     except httpx.ReadTimeout:
         pass
     _wait_idle(server)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # the whole search would take minutes
     deadline = time.monotonic() + 5
     while "its search was aborted" not in server.log() and time.monotonic() < deadline:
         time.sleep(0.1)
