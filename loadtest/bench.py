@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
     logs = Path(args.logs)
-    started = time.monotonic()
+    started, load_before = time.monotonic(), os.getloadavg()[0]
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB  # inherited by both servers
     ours = measure_ours(args.model_dir, plan, logs)
     (logs / "ours.json").write_text(json.dumps(ours, indent=2) + "\n")  # kept if a later part fails
@@ -162,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     baseline.pop("answers")
     results = {"plan": plan.__dict__, "ours": ours, "upstream": upstream,
                "baseline": baseline, "machine": machine(),
+               "load_average": [load_before, os.getloadavg()[0]],
                "wall_s": time.monotonic() - started}
     (logs / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     from loadtest.bench_report import render

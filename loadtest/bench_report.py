@@ -44,6 +44,16 @@ def ratios(results: dict[str, Any]) -> list[str]:
     return rows
 
 
+def load_note(results: dict[str, Any]) -> list[str]:
+    """Other work on the machine skews a run: say how busy it was."""
+    if "load_average" not in results:
+        return []
+    before, after = results["load_average"]
+    return [f"One-minute load average at the start and end of the run: {before:.1f} and "
+            f"{after:.1f}; above the core count, other processes competed for the CPU and "
+            "the figures are noisy.", ""]
+
+
 def failures(results: dict[str, Any]) -> int:
     ours, upstream = results["ours"], results["upstream"]
     runs = [*ours["greedy"].values(), *upstream.values(),
@@ -78,6 +88,7 @@ def render(results: dict[str, Any], command: str) -> str:
         f"Reproduce with `make bench` (`{command}`); the figures below are from the latest "
         f"run, which took {results['wall_s'] / 60:.1f} minutes.", "",
         f"Machine: {results['machine']}.", "",
+        *load_note(results),
         "All runs use the tiny random-weights model on the CPU engine, non-streaming requests "
         "with one procedural image and a question each, and a per-stage cap of "
         f"{results['plan']['stage_tokens']} tokens.", "",

@@ -37,3 +37,5 @@ def test_report_names_the_machine_and_the_command():
     text = render(RESULTS, "python -m loadtest.bench")
     assert "test machine" in text and "`python -m loadtest.bench`" in text
     assert "2.0 minutes" in text
+    busy = render({**RESULTS, "load_average": [3.5, 4.0]}, "x")
+    assert "3.5 and 4.0" in busy
