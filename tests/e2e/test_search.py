@@ -1,10 +1,10 @@
 """Stage-level beam search end to end on the real engine and tiny model."""
 
 import asyncio
-import threading
 import time
 
 import httpx
+import pytest
 
 URL = "/v1/chat/completions"
 
@@ -98,13 +98,22 @@ def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
     assert "its search was aborted" in server.log()
 
 
-def test_disconnect_mid_stream_aborts_all_engine_work(server, chat_body):
-    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400, "stream": True}
-    seen = threading.Event()
-    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=30) as response:
+@pytest.mark.parametrize("stages_done", [0, 1, 2, 3])
+def test_disconnect_during_each_stage_aborts_all_engine_work(server, chat_body, stages_done):
+    """Leave while stage `stages_done` (0: SUMMARY ... 3: CONCLUSION) is being searched. That
+    stage may take 1000 tokens per candidate (seconds of work): the engine must be idle long
+    before it could have finished."""
+    tags = ["summary", "caption", "reasoning", "conclusion"]
+    caps = {tag: (1000 if i == stages_done else 4) for i, tag in enumerate(tags)}
+    body = {**chat_body, "beam_width": 8, "stage_max_tokens": caps, "stream": True,
+            "return_trace": True}
+    chosen = 0
+    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=60) as response:
         for line in response.iter_lines():
-            if line:
-                seen.set()
-                break  # leave after the first chunk: the search is still running
-    assert seen.is_set()
-    _wait_idle(server)
+            if line.startswith("data: {") and '"reasoning_content"' in line:
+                chosen += 1
+            if line and chosen == stages_done:
+                break  # the long stage's candidates are being generated now
+    left = time.monotonic()
+    assert chosen == stages_done
+    assert _wait_idle(server) - left < 5
