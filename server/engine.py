@@ -222,18 +222,6 @@ class VllmEngine:
     def dead(self) -> bool:
         return bool(getattr(self._llm, "errored", False))
 
-    async def check_health(self) -> bool:
-        try:
-            await self._llm.check_health()
-        except Exception:
-            return False
-        return not self.dead
-
-    def running_requests(self) -> int:
-        processor = getattr(self._llm, "output_processor", None)
-        states = getattr(processor, "request_states", None)
-        return len(states) if states is not None else 0
-
     async def shutdown(self) -> None:
         shutdown = getattr(self._llm, "shutdown", None)
         if shutdown is not None:

@@ -280,7 +280,3 @@ class ErrorResponse(BaseModel):
 
 def completion_id() -> str:
     return f"chatcmpl-{uuid.uuid4().hex}"
-
-
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(exclude_none=False)

@@ -96,7 +96,6 @@ class Trace:
     stages: list[StageResult] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
-    candidates_of_best_of_n: tuple[str, ...] = ()
 
     @property
     def answer(self) -> str:
