@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 SEED = 1234
 VOCAB_SIZE = 1024
@@ -36,7 +37,9 @@ def corpus_text() -> str:
     return resources.files("server").joinpath("data/tiny_corpus.txt").read_text()
 
 
-def build_tokenizer(out: Path) -> None:
+def build_tokenizer(out: Path, lines: list[str] | None = None) -> Any:
+    """A byte-level BPE tokenizer trained on `lines` (default: the shipped corpus), with the
+    stage tags as single plain tokens and the chat template; saved to `out` and returned."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -47,16 +50,17 @@ def build_tokenizer(out: Path) -> None:
         vocab_size=VOCAB_SIZE, show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=[BOS, PAD, *IMAGE_TOKENS, *GRID_TOKENS])
-    text = corpus_text()
+    lines = corpus_text().splitlines() if lines is None else lines
     for tag in TAG_TOKENS:  # the tags become single tokens below; train BPE on the rest
-        text = text.replace(tag, " ")
-    tokenizer.train_from_iterator(text.splitlines(), trainer=trainer)
+        lines = [line.replace(tag, " ") for line in lines]
+    tokenizer.train_from_iterator(lines, trainer=trainer)
     tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in TAG_TOKENS])
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
         additional_special_tokens=IMAGE_TOKENS, model_max_length=2048)
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(out)
+    return fast
 
 
 def build_tiny_model(out_dir: str | Path) -> Path:

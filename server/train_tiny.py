@@ -28,19 +28,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server import tiny_model
 from server.search.schema import LLAVA_COT
 from server.tiny_model import (
     BOS,
     CHAT_TEMPLATE,
     EOS,
-    GRID_TOKENS,
-    IMAGE_TOKENS,
     PAD,
-    TAG_TOKENS,
     corpus_text,
 )
 
-VOCAB_SIZE = 1024
 TEXT = {"hidden_size": 192, "intermediate_size": 512, "num_hidden_layers": 4,
         "num_attention_heads": 3, "num_key_value_heads": 3, "head_dim": 64}  # vLLM CPU: 64
 VISION = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
@@ -79,27 +76,9 @@ def tokenizer_corpus(seed: int) -> list[str]:
 
 
 def build_tokenizer(out: Path, seed: int) -> Any:
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tokenizer = Tokenizer(models.BPE(unk_token=None))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=VOCAB_SIZE, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=[BOS, PAD, *IMAGE_TOKENS, *GRID_TOKENS])
-    lines = tokenizer_corpus(seed)
-    for tag in TAG_TOKENS:  # the tags become single tokens below; train BPE on the rest
-        lines = [line.replace(tag, " ") for line in lines]
-    tokenizer.train_from_iterator(lines, trainer=trainer)
-    tokenizer.add_tokens([AddedToken(t, normalized=False, special=False) for t in TAG_TOKENS])
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-        additional_special_tokens=IMAGE_TOKENS, model_max_length=2048)
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(out)
-    return fast
+    """The shared tiny-model tokenizer, trained on this task's questions, answers and judge
+    prompts."""
+    return tiny_model.build_tokenizer(out, tokenizer_corpus(seed))
 
 
 # ----------------------------------------------------------------------------- model
