@@ -16,14 +16,14 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from server.search.interface import Prompt, PromptTooLong, Sampling, StageEngine
 from server.search.prompts import JUDGE_OPTIONS, Conversation, PromptBuilder, RenderChat
 from server.search.schema import FULL_ANSWER_CRITERION, Stage, StageSchema, clean_stage_text
-from server.search.selectors import best_by_logprob, candidates_agree, knockout
+from server.search.selectors import TournamentResult, best_by_logprob, candidates_agree, knockout
 from server.search.trace import Candidate, StageResult, Trace, Usage
 
 
@@ -161,14 +161,23 @@ class StageSearch:
         firsts = [c.as_prompt(stage.close_tag) for c in candidates]
         seconds = [stage.wrap(c.text) for c in candidates]
 
+        outcome = await self._tournament(usable, stage_prompt, firsts, seconds,
+                                         f"the {stage.tag} stage", stage.judge_criterion,
+                                         conversation, params, usage, rng)
+        return make(outcome.winner, outcome.comparisons)
+
+    async def _tournament(self, entrants: Sequence[int], prefix: Prompt, firsts: list[Prompt],
+                          seconds: list[str], what: str, criterion: str,
+                          conversation: Conversation, params: SearchParams, usage: Usage,
+                          rng: random.Random) -> TournamentResult:
+        """Knockout among `entrants`; each round's comparisons go to the engine together."""
         async def judge_round(pairs: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
             return list(await asyncio.gather(*(
-                self._compare(stage_prompt, firsts, seconds, f"the {stage.tag} stage",
-                              stage.judge_criterion, conversation, a, b, params, usage)
+                self._compare(prefix, firsts, seconds, what, criterion, conversation, a, b,
+                              params, usage)
                 for a, b in pairs)))
 
-        outcome = await knockout(usable, judge_round, rng)
-        return make(outcome.winner, outcome.comparisons)
+        return await knockout(entrants, judge_round, rng)
 
     async def _compare(self, prefix: Prompt, firsts: list[Prompt], seconds: list[str], what: str,
                        criterion: str, conversation: Conversation, a: int, b: int,
@@ -211,14 +220,10 @@ class StageSearch:
                   for chain in chains]
         texts = [chain.tagged_text() for chain in chains]
 
-        async def judge_round(pairs: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
-            return list(await asyncio.gather(*(
-                self._compare((), firsts, texts, "the complete answer",
-                              FULL_ANSWER_CRITERION, conversation, a, b, params, usage)
-                for a, b in pairs)))
-
-        outcome = await knockout(range(len(chains)), judge_round,
-                                 random.Random(params.sampling.seed))
+        outcome = await self._tournament(range(len(chains)), (), firsts, texts,
+                                         "the complete answer", FULL_ANSWER_CRITERION,
+                                         conversation, params, usage,
+                                         random.Random(params.sampling.seed))
         winner = chains[outcome.winner]
         trace = Trace(params.schema.name, params.schema.answer_tag, usage=usage,
                       finish_reason=winner.finish_reason)
