@@ -6,7 +6,7 @@ MODEL_DIR ?= models/tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint tiny-model clean bench soak
+.PHONY: serve test lint tiny-model clean bench soak eval
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed-cpu
 $(MODEL_DIR)/config.json: | $(VENV)/.installed-cpu
 	$(BIN)/cot-server build-tiny-model $(MODEL_DIR)
 
-tiny-model: $(MODEL_DIR)/config.json
+# Retrain the tiny model from scratch into MODEL_DIR (about 15 minutes on two cores);
+# `make serve` and `make test` use the trained weights shipped in server/data/tiny-cot-trained.
+tiny-model: $(VENV)/.installed-cpu
+	$(BIN)/python -m server.train_tiny $(MODEL_DIR)
+	$(BIN)/python -m server.train_report $(MODEL_DIR) --out docs/training.md
 
 serve: $(VENV)/.installed-cpu $(MODEL_DIR)/config.json
 	$(BIN)/cot-server serve --model $(MODEL_DIR) --host $(HOST) --port $(PORT)
@@ -43,6 +47,10 @@ clean:
 
 bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m loadtest.bench --model-dir $(MODEL_DIR)
+
+# Accuracy versus compute of the search configurations, against a running `make serve`.
+eval: $(VENV)/.installed-dev
+	$(BIN)/python -m loadtest.eval --base-url http://$(HOST):$(PORT) $(EVAL_ARGS)
 
 soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

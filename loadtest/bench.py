@@ -17,7 +17,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from loadtest.config import LoadConfig
 from loadtest.reference_baseline import run_baseline
 from loadtest.runner import LevelResult, run_load
 from loadtest.servers import ServerProcess, launch
+from loadtest.stats import percentile
 from loadtest.workload import procedural_items
 
 MODEL_NAME = "tiny-cot"
@@ -43,13 +46,16 @@ class Plan:
     saturation: int = 32
     in_flight: int = 16  # questions in flight for ours against the reference
     baseline_questions: int = 4
+    rounds: int = 3  # compared loads alternate this many times
 
     def requests(self, concurrency: int) -> int:
         return max(16, concurrency * self.requests_per_slot)
 
 
 QUICK = Plan(stage_tokens=16, concurrency=(1, 8), requests_per_slot=2, beam_requests_c1=4,
-             beam_requests_sat=16, saturation=8, in_flight=8, baseline_questions=1)
+             beam_requests_sat=16, saturation=8, in_flight=8, baseline_questions=1, rounds=1)
+CACHE_COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
+                  "cot_server_search_cached_tokens_total", "cot_server_search_prompt_tokens_total")
 
 
 def our_server(model_dir: str, plan: Plan, logs: Path) -> ServerProcess:
@@ -76,56 +82,87 @@ def load(server: ServerProcess, concurrency: int, requests: int, max_tokens: int
     return asyncio.run(run_load(config)).levels[0]
 
 
-def figures(level: LevelResult) -> dict[str, float]:
-    """Throughput and p50 of the successful requests; failures are counted, not hidden."""
-    s = level.summary
-    if s.latency_s is None:
-        raise RuntimeError(f"no request succeeded: {s.errors_by_status}")
-    ok = [r for r in level.records if r.status == 200]
-    return {"rps": s.request_throughput, "p50": s.latency_s.p50,
-            "tokens": sum(r.output_tokens or 0 for r in ok) / len(ok), "failed": s.failed}
+def figures(levels: list[LevelResult]) -> dict[str, float]:
+    """Throughput and p50 of the successful requests of one or more runs of the same load,
+    pooled; failures are counted, not hidden."""
+    ok = [r for level in levels for r in level.records if r.status == 200]
+    if not ok:
+        raise RuntimeError(f"no request succeeded: {levels[0].summary.errors_by_status}")
+    return {"rps": len(ok) / sum(level.wall_s for level in levels),
+            "p50": percentile([r.latency_s for r in ok], 50),
+            "tokens": sum(r.output_tokens or 0 for r in ok) / len(ok),
+            "failed": sum(level.summary.failed for level in levels), "runs": len(levels)}
 
 
-def measure_ours(model_dir: str, plan: Plan, logs: Path) -> dict[str, Any]:
-    server = our_server(model_dir, plan, logs)
+def alternate(loads: dict[str, Callable[[], LevelResult]], rounds: int
+              ) -> dict[str, dict[str, float]]:
+    """Run the loads in turn, `rounds` times over, so that whatever else the machine does
+    weighs on each of them alike; each load's runs are pooled."""
+    runs: dict[str, list[LevelResult]] = {name: [] for name in loads}
+    for _ in range(rounds):
+        for name, run in loads.items():
+            runs[name].append(run())
+    return {name: figures(levels) for name, levels in runs.items()}
+
+
+def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
+                    ) -> dict[str, dict[int, dict[str, float]]]:
+    """Part 1. Upstream generates exactly as many tokens per request as ours did on average
+    in a first run of ours (which also warms both caches of ours)."""
     budget = 4 * plan.stage_tokens
-    try:
-        greedy = {c: figures(load(server, c, plan.requests(c), budget, {"beam_width": 1}))
-                  for c in plan.concurrency}
-        hits0, queries0 = (server.counter("vllm:prefix_cache_hits_total"),
-                           server.counter("vllm:prefix_cache_queries_total"))
-        ours0 = {k: server.counter(f"cot_server_search_{k}_tokens_total")
-                 for k in ("prompt", "cached")}
-        beam = {"beam_width": 4, "selector": "judge"}
-        beam_c1 = figures(load(server, 1, plan.beam_requests_c1, budget, beam))
-        beam_sat = figures(load(server, plan.saturation, plan.beam_requests_sat, budget, beam))
-        greedy_sat = figures(load(server, plan.saturation, plan.beam_requests_sat, budget,
-                                  {"beam_width": 1}))
-        beam_flight = figures(load(server, plan.in_flight, 2 * plan.in_flight, budget, beam))
-        cache = {
-            "vllm_hit_share": (server.counter("vllm:prefix_cache_hits_total") - hits0)
-            / max(1.0, server.counter("vllm:prefix_cache_queries_total") - queries0),
-            "search_cached_share": (server.counter("cot_server_search_cached_tokens_total")
-                                    - ours0["cached"])
-            / max(1.0, server.counter("cot_server_search_prompt_tokens_total")
-                  - ours0["prompt"]),
-        }
-    finally:
-        server.stop()
-    return {"greedy": greedy, "beam_c1": beam_c1, "beam_sat": beam_sat,
-            "greedy_sat": greedy_sat, "beam_in_flight": beam_flight, "cache": cache}
+    result: dict[str, dict[int, dict[str, float]]] = {"ours": {}, "upstream": {}}
+    for c in plan.concurrency:
+        n = plan.requests(c)
+        tokens = max(1, round(figures([load(ours, c, n, budget, {"beam_width": 1})])["tokens"]))
+        pair = alternate({"ours": partial(load, ours, c, n, budget, {"beam_width": 1}),
+                          "upstream": partial(load, upstream, c, n, tokens, {"ignore_eos": True})},
+                         plan.rounds)
+        for side, figs in pair.items():
+            result[side][c] = figs
+    return result
 
 
-def measure_upstream(model_dir: str, plan: Plan, logs: Path,
-                     tokens: dict[int, float]) -> dict[int, dict[str, float]]:
-    """Same load; each request generates exactly as many tokens as ours did on average."""
-    server = upstream_server(model_dir, logs)
+def search_cost(ours: ServerProcess, plan: Plan) -> dict[str, Any]:
+    """Parts 2 to 4 on our server: beam 4 against beam 1 at concurrency 1 and at saturation,
+    beam 4 with `in_flight` questions, and the prefix-cache counters over the beam-4 runs."""
+    budget, beam, greedy = 4 * plan.stage_tokens, {"beam_width": 4, "selector": "judge"}, {
+        "beam_width": 1}
+    counted = dict.fromkeys(CACHE_COUNTERS, 0.0)
+
+    def beam_run(concurrency: int, requests: int) -> LevelResult:
+        before = {k: ours.counter(k) for k in CACHE_COUNTERS}
+        level = load(ours, concurrency, requests, budget, beam)
+        for k in CACHE_COUNTERS:
+            counted[k] += ours.counter(k) - before[k]
+        return level
+
+    c1 = alternate({"beam": lambda: beam_run(1, plan.beam_requests_c1),
+                    "greedy": lambda: load(ours, 1, plan.beam_requests_c1, budget, greedy)},
+                   plan.rounds)
+    sat = alternate({"beam": lambda: beam_run(plan.saturation, plan.beam_requests_sat),
+                     "greedy": lambda: load(ours, plan.saturation, plan.beam_requests_sat,
+                                            budget, greedy)}, plan.rounds)
+    in_flight = figures([beam_run(plan.in_flight, 2 * plan.in_flight)])
+    hits, queries, cached, prompt = (counted[k] for k in CACHE_COUNTERS)
+    return {"beam_c1": c1["beam"], "greedy_c1": c1["greedy"], "beam_sat": sat["beam"],
+            "greedy_sat": sat["greedy"], "beam_in_flight": in_flight,
+            "cache": {"vllm_hit_share": hits / max(1.0, queries),
+                      "search_cached_share": cached / max(1.0, prompt)}}
+
+
+def measure_servers(model_dir: str, plan: Plan, logs: Path) -> dict[str, Any]:
+    """Both servers run side by side; only one is under load at a time."""
+    ours = our_server(model_dir, plan, logs)
     try:
-        return {c: figures(load(server, c, plan.requests(c), max(1, round(tokens[c])),
-                                {"ignore_eos": True}))
-                for c in plan.concurrency}
+        upstream = upstream_server(model_dir, logs)
+        try:
+            overhead = server_overhead(ours, upstream, plan)
+        finally:
+            upstream.stop()
+        return {"greedy": overhead["ours"], "upstream": overhead["upstream"],
+                **search_cost(ours, plan)}
     finally:
-        server.stop()
+        ours.stop()
 
 
 def machine() -> str:
@@ -152,15 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     logs = Path(args.logs)
     started, load_before = time.monotonic(), os.getloadavg()[0]
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB  # inherited by both servers
-    ours = measure_ours(args.model_dir, plan, logs)
-    (logs / "ours.json").write_text(json.dumps(ours, indent=2) + "\n")  # kept if a later part fails
-    upstream = measure_upstream(args.model_dir, plan, logs,
-                                {c: f["tokens"] for c, f in ours["greedy"].items()})
+    ours = measure_servers(args.model_dir, plan, logs)
+    upstream = ours.pop("upstream")
+    (logs / "servers.json").write_text(json.dumps(ours, indent=2) + "\n")  # kept if the rest fails
     items = procedural_items(plan.baseline_questions, 0, (64, 128, 256))
     baseline = run_baseline(args.model_dir, items, beam_width=4,
                             stage_max_tokens=plan.stage_tokens)
     baseline.pop("answers")
-    results = {"plan": plan.__dict__, "ours": ours, "upstream": upstream,
+    results = {"plan": plan.__dict__, "model": args.model_dir, "ours": ours, "upstream": upstream,
                "baseline": baseline, "machine": machine(),
                "load_average": [load_before, os.getloadavg()[0]],
                "wall_s": time.monotonic() - started}

@@ -1,6 +1,6 @@
 """Accuracy versus compute: the held-out shape questions through a running cot-server.
 
-    python -m loadtest.eval --base-url http://127.0.0.1:8000 --model tiny-cot-trained \\
+    python -m loadtest.eval --base-url http://127.0.0.1:8000 --model tiny-cot \\
         --questions 500 --out docs/evaluation.md [--limit-configs greedy,judge-4]
 
 Every search configuration answers the same held-out questions (`server.shapes_data`) over
@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from loadtest.eval_judge import SelectionReport, add_answer
+from loadtest.eval_report import findings, keep_notes, markdown, plot
 
 # name -> request fields beyond the question (beam_width 1 is plain greedy staged generation)
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -80,10 +83,11 @@ def request_body(model: str, question: str, url: str, extra: dict[str, Any], see
 
 
 async def ask(client: httpx.AsyncClient, limit: asyncio.Semaphore, config: str, index: int,
-              example: Any, url: str, model: str, seed: int) -> Answer:
+              example: Any, url: str, model: str, seed: int, report: SelectionReport) -> Answer:
     from server.shapes_data import is_correct
 
-    body = request_body(model, example.question, url, CONFIGS[config], seed + index)
+    extra = {**CONFIGS[config], "return_trace": True}
+    body = request_body(model, example.question, url, extra, seed + index)
     async with limit:
         started = time.monotonic()
         try:
@@ -96,8 +100,11 @@ async def ask(client: httpx.AsyncClient, limit: asyncio.Semaphore, config: str, 
     if response.status_code != 200:
         return Answer(config, index, example.question, example.conclusion, None, False, None,
                       latency, response.status_code, json.dumps(data)[:300])
-    content = data["choices"][0]["message"].get("content") or ""
+    message = data["choices"][0]["message"]
+    content = message.get("content") or ""
     tokens = (data.get("usage") or {}).get("completion_tokens")
+    add_answer(report, message.get("stages"), dict(example.stages),
+               whole_chains=CONFIGS[config].get("selector") == "best_of_n")
     return Answer(config, index, example.question, example.conclusion, content,
                   is_correct(content, example.conclusion), tokens, latency, 200)
 
@@ -123,66 +130,26 @@ def summarise(config: str, answers: list[Answer], elapsed: float) -> Summary:
 
 
 async def run_config(client: httpx.AsyncClient, config: str, examples: list[Any],
-                     urls: list[str], args: argparse.Namespace) -> tuple[Summary, list[Answer]]:
+                     urls: list[str], args: argparse.Namespace
+                     ) -> tuple[Summary, list[Answer], SelectionReport]:
     limit = asyncio.Semaphore(args.concurrency)
+    report = SelectionReport(config)
     started = time.monotonic()
     answers = await asyncio.gather(*(
-        ask(client, limit, config, i, e, u, args.model, args.seed)
+        ask(client, limit, config, i, e, u, args.model, args.seed, report)
         for i, (e, u) in enumerate(zip(examples, urls, strict=True))))
     summary = summarise(config, list(answers), time.monotonic() - started)
     print(f"{config:12s} accuracy {summary.accuracy:6.1%}  tokens/q "
           f"{summary.tokens_per_question:7.1f}  latency {summary.latency_s:6.2f}s  "
           f"wall/q {summary.wall_s_per_question:6.2f}s  errors {summary.errors}", flush=True)
-    return summary, list(answers)
-
-
-def markdown(summaries: list[Summary], args: argparse.Namespace, plot: str) -> str:
-    lines = [
-        "# Accuracy versus compute on held-out shape questions", "",
-        f"{summaries[0].questions if summaries else 0} held-out questions "
-        f"(`server.shapes_data`, seed {args.seed}), model `{args.model}`, concurrency "
-        f"{args.concurrency}. Generated tokens count every candidate and judge verdict "
-        "(`usage.completion_tokens`). Made by `python -m loadtest.eval`.", "",
-        "| configuration | accuracy | 95 % interval | generated tokens / question "
-        "| latency / question (s) | wall time / question (s) | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for s in summaries:
-        lines.append(f"| {s.config} | {s.accuracy:.1%} | {s.ci_low:.1%}–{s.ci_high:.1%} | "
-                     f"{s.tokens_per_question:.1f} | {s.latency_s:.2f} | "
-                     f"{s.wall_s_per_question:.2f} | {s.errors} |")
-    lines += ["", f"![accuracy versus generated tokens]({plot})", ""]
-    return "\n".join(lines)
-
-
-def plot(summaries: list[Summary], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for s in summaries:
-        axes.errorbar(s.tokens_per_question, s.accuracy,
-                      yerr=[[s.accuracy - s.ci_low], [s.ci_high - s.accuracy]], fmt="o",
-                      capsize=3)
-        axes.annotate(s.config, (s.tokens_per_question, s.accuracy), textcoords="offset points",
-                      xytext=(5, 5), fontsize=8)
-    axes.set_xscale("log")
-    axes.set_xlabel("generated tokens per question (log scale)")
-    axes.set_ylabel("accuracy")
-    axes.set_title("Accuracy versus compute")
-    axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return summary, list(answers), report
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtest.eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--base-url", default="http://127.0.0.1:8000")
-    parser.add_argument("--model", required=True, help="served model name")
+    parser.add_argument("--model", default="tiny-cot", help="served model name")
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--out", default="docs/evaluation.md")
     parser.add_argument("--concurrency", type=int, default=8)
@@ -209,18 +176,22 @@ async def evaluate(args: argparse.Namespace) -> list[Summary]:
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     summaries: list[Summary] = []
     answers: list[Answer] = []
+    reports: list[SelectionReport] = []
     limits = httpx.Limits(max_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=args.base_url, timeout=args.timeout, headers=headers,
                                  limits=limits) as client:
         for config in args.configs:
-            summary, config_answers = await run_config(client, config, examples, urls, args)
+            summary, config_answers, report = await run_config(client, config, examples, urls,
+                                                               args)
             summaries.append(summary)
+            reports.append(report)
             answers += config_answers
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     png, raw = out.with_suffix(".png"), out.with_suffix(".json")
     plot(summaries, png)
-    out.write_text(markdown(summaries, args, png.name))
+    out.write_text(markdown(summaries, args, png.name) + findings(summaries, reports, answers)
+                   + "\n" + keep_notes(out))
     raw.write_text(json.dumps({"model": args.model, "seed": args.seed,
                                "concurrency": args.concurrency,
                                "configs": {c: CONFIGS[c] for c in args.configs},

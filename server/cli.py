@@ -37,9 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Serve the OpenAI-compatible API. Every flag can "
                                 "also be set as an environment variable COT_SERVER_<FLAG>.")
     _add_settings_flags(serve)
-    tiny = commands.add_parser("build-tiny-model", help="Build the tiny offline default model.")
+    tiny = commands.add_parser(
+        "build-tiny-model", help="Write the tiny offline default model.",
+        description="Write the tiny offline default model: the shipped trained weights, which "
+        "answer shape questions in stages (retrain them with `python -m server.train_tiny DIR`, "
+        "about 15 minutes on two cores), or, with --random-weights, the same kind of model "
+        "untrained, built deterministically in seconds.")
     tiny.add_argument("directory", nargs="?", default=DEFAULT_TINY_MODEL,
                       help=f"Where to write it (default {DEFAULT_TINY_MODEL}).")
+    tiny.add_argument("--random-weights", action="store_true",
+                      help="Build an untrained model (shows the plumbing only).")
     return parser
 
 
@@ -92,9 +99,9 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.model == DEFAULT_TINY_MODEL and not Path(settings.model, "config.json").exists():
-        from server.tiny_model import build_tiny_model
+        from server.tiny_model import install_trained_model
 
-        build_tiny_model(settings.model)
+        install_trained_model(settings.model)
     from server.app import create_app
 
     return DrainingServer(create_app(settings), settings).run()
@@ -103,9 +110,10 @@ def serve(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "build-tiny-model":
-        from server.tiny_model import build_tiny_model
+        from server.tiny_model import build_tiny_model, install_trained_model
 
-        print(build_tiny_model(args.directory))
+        write = build_tiny_model if args.random_weights else install_trained_model
+        print(write(args.directory))
         return
     signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     sys.exit(serve(args))

@@ -15,7 +15,8 @@ class Settings(BaseSettings):
 
     # --- model and engine -------------------------------------------------------------
     model: str = Field(DEFAULT_TINY_MODEL, description="Hub id or local path of the VLM to serve "
-                       "(default: the tiny offline model, built on first use).")
+                       "(default: the tiny offline model trained on shape questions, written on "
+                       "first use).")
     served_model_name: str | None = Field(None, description="Name clients use in `model` "
                                           "(default: the model's folder or hub name).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the engine runs.")

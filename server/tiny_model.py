@@ -1,7 +1,10 @@
-"""Builds the tiny default model, offline and deterministically: an Idefics3 (SmolVLM
-architecture) VLM with random weights, a byte-level BPE tokenizer trained on text shipped with
-the project (stage tags in its vocabulary), a chat template and an image processor. vLLM loads
-it from its folder like any checkpoint. About 2 MB; seconds to build."""
+"""The tiny default model, offline. `install_trained_model` copies the shipped trained weights
+(`server/data/tiny-cot-trained`, made by `python -m server.train_tiny`; about 5 MB), which answer
+shape questions in the four stages. `build_tiny_model` builds, deterministically, the same
+architecture with random weights: an Idefics3 (SmolVLM architecture) VLM, a byte-level BPE
+tokenizer trained on text shipped with the project (stage tags in its vocabulary), a chat
+template and an image processor; it only shows the plumbing. vLLM loads either from its folder
+like any checkpoint."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 SEED = 1234
+TRAINED_MODEL = "data/tiny-cot-trained"  # package data of `server`
 VOCAB_SIZE = 1024
 IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
 GRID_TOKENS = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
@@ -63,8 +67,18 @@ def build_tokenizer(out: Path, lines: list[str] | None = None) -> Any:
     return fast
 
 
+def install_trained_model(out_dir: str | Path) -> Path:
+    """Copy the shipped trained tiny model to `out_dir` (created if missing); return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for item in resources.files("server").joinpath(TRAINED_MODEL).iterdir():
+        if item.is_file():
+            (out / item.name).write_bytes(item.read_bytes())
+    return out
+
+
 def build_tiny_model(out_dir: str | Path) -> Path:
-    """Write the tiny model to `out_dir` (created if missing) and return its path."""
+    """Write the random-weights tiny model to `out_dir` (created if missing); return its path."""
     import torch
     from transformers import (
         AutoTokenizer,

@@ -31,9 +31,9 @@ def start_server(log_path: Path, *extra: str) -> ServerProcess:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     if not (MODEL_DIR / "config.json").exists():
-        from server.tiny_model import build_tiny_model
+        from server.tiny_model import install_trained_model
 
-        build_tiny_model(MODEL_DIR)
+        install_trained_model(MODEL_DIR)
     proc = start_server(tmp_path_factory.mktemp("server") / "server.log")
     yield proc
     proc.stop()

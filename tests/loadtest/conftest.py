@@ -15,9 +15,9 @@ OpenAIServer = ServerProcess
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     if not (MODEL_DIR / "config.json").exists():
-        from server.tiny_model import build_tiny_model
+        from server.tiny_model import install_trained_model
 
-        build_tiny_model(MODEL_DIR)
+        install_trained_model(MODEL_DIR)
     return MODEL_DIR
 
 

@@ -8,6 +8,7 @@ RESULTS = {
         "greedy": {1: {"rps": 2.0, "p50": 0.5, "tokens": 60},
                    8: {"rps": 9.0, "p50": 0.9, "tokens": 60}},
         "beam_c1": {"rps": 1.0, "p50": 0.6, "tokens": 400},
+        "greedy_c1": {"rps": 2.0, "p50": 0.5, "tokens": 60},
         "beam_sat": {"rps": 3.0, "p50": 5, "tokens": 400},
         "greedy_sat": {"rps": 10.0, "p50": 3, "tokens": 60},
         "beam_in_flight": {"rps": 3.2, "p50": 4, "tokens": 400},

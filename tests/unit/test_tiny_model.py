@@ -1,11 +1,13 @@
-"""The tiny default model is built offline and deterministically."""
+"""The tiny default model: the shipped trained weights install as they are; the random-weights
+variant is built offline and deterministically."""
 
 import hashlib
+from importlib import resources
 from pathlib import Path
 
 from transformers import AutoTokenizer
 
-from server.tiny_model import TAG_TOKENS, build_tiny_model
+from server.tiny_model import TAG_TOKENS, TRAINED_MODEL, build_tiny_model, install_trained_model
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -26,3 +28,14 @@ def test_two_builds_are_byte_identical_and_tags_are_single_tokens(tmp_path):
     for digit in "12":
         assert len(tokenizer.encode(digit, add_special_tokens=False)) == 1
     assert tokenizer.chat_template and "<image>" in tokenizer.chat_template
+
+
+def test_trained_model_is_installed_byte_for_byte_with_stage_tags(tmp_path):
+    installed = install_trained_model(tmp_path / "trained")
+    shipped = Path(str(resources.files("server").joinpath(TRAINED_MODEL)))
+    assert _digest(installed) == _digest(shipped)
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= set(
+        _digest(installed))
+    tokenizer = AutoTokenizer.from_pretrained(installed)
+    for tag in TAG_TOKENS[:8]:  # the four llava-cot stages
+        assert len(tokenizer.encode(tag, add_special_tokens=False)) == 1, tag
