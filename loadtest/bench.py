@@ -82,7 +82,7 @@ def load(server: ServerProcess, concurrency: int, requests: int, max_tokens: int
     return asyncio.run(run_load(config)).levels[0]
 
 
-def figures(levels: list[LevelResult]) -> dict[str, float]:
+def figures(levels: list[LevelResult]) -> dict[str, Any]:
     """Throughput and p50 of the successful requests of one or more runs of the same load,
     pooled; failures are counted, not hidden."""
     ok = [r for level in levels for r in level.records if r.status == 200]
@@ -91,11 +91,13 @@ def figures(levels: list[LevelResult]) -> dict[str, float]:
     return {"rps": len(ok) / sum(level.wall_s for level in levels),
             "p50": percentile([r.latency_s for r in ok], 50),
             "tokens": sum(r.output_tokens or 0 for r in ok) / len(ok),
-            "failed": sum(level.summary.failed for level in levels), "runs": len(levels)}
+            "failed": sum(level.summary.failed for level in levels), "runs": len(levels),
+            "errors": sorted({r.error or str(r.status) for level in levels
+                              for r in level.records if r.status != 200})}
 
 
 def alternate(loads: dict[str, Callable[[], LevelResult]], rounds: int
-              ) -> dict[str, dict[str, float]]:
+              ) -> dict[str, dict[str, Any]]:
     """Run the loads in turn, `rounds` times over, so that whatever else the machine does
     weighs on each of them alike; each load's runs are pooled."""
     runs: dict[str, list[LevelResult]] = {name: [] for name in loads}
@@ -106,11 +108,11 @@ def alternate(loads: dict[str, Callable[[], LevelResult]], rounds: int
 
 
 def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
-                    ) -> dict[str, dict[int, dict[str, float]]]:
+                    ) -> dict[str, dict[int, dict[str, Any]]]:
     """Part 1. Upstream generates exactly as many tokens per request as ours did on average
     in a first run of ours (which also warms both caches of ours)."""
     budget = 4 * plan.stage_tokens
-    result: dict[str, dict[int, dict[str, float]]] = {"ours": {}, "upstream": {}}
+    result: dict[str, dict[int, dict[str, Any]]] = {"ours": {}, "upstream": {}}
     for c in plan.concurrency:
         n = plan.requests(c)
         tokens = max(1, round(figures([load(ours, c, n, budget, {"beam_width": 1})])["tokens"]))

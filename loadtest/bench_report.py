@@ -53,30 +53,55 @@ def load_note(results: dict[str, Any]) -> list[str]:
             "the figures are noisy.", ""]
 
 
-def failures(results: dict[str, Any]) -> int:
+def failures(results: dict[str, Any]) -> str:
+    """How many requests failed, and how (each distinct error once)."""
     ours, upstream = results["ours"], results["upstream"]
     runs = [*ours["greedy"].values(), *upstream.values(),
             *(ours[k] for k in ("beam_c1", "greedy_c1", "beam_sat", "greedy_sat",
                                 "beam_in_flight"))]
-    return int(sum(run.get("failed", 0) for run in runs))
+    count = int(sum(run.get("failed", 0) for run in runs))
+    errors = sorted({e for run in runs for e in run.get("errors", [])})
+    return f"{count}" + (f" ({'; '.join(e[:200] for e in errors)})" if errors else "")
 
 
 NOTES = """## What limits the figures
 
+Profiled with py-spy on the API process and the engine core, and by taking the search apart
+(same questions, one configuration at a time).
+
+- **Where the time goes.** vLLM's CPU backend binds the model worker to one core and leaves
+  the other to the API process and the engine core (whose loop spins while it waits for the
+  worker). The worker's core is the bottleneck: the API process was busy about a quarter of
+  the time, on the other core. So every figure below is the cost of model forward passes on
+  one core.
 - **Server overhead (1).** Our server drives the stages itself: a beam-width-1 answer is four
-  engine calls (one per stage), where the upstream server makes one call for the same number
-  of tokens. Each extra call costs a scheduling round and a (cached) prefill on the engine; on
-  a tiny model whose decode step is a few milliseconds, that fixed cost is a visible share.
-  Logprobs are requested only when a selector reads them (they cost about a quarter of decode
-  time on this CPU build).
+  engine calls (one per stage, each a cached prefill of the transcript so far), where the
+  upstream server makes one. With prompts as token ids and `FINAL_ONLY` outputs, the extra
+  calls cost little: the ratios sit around 1 and move by ±15 % between runs.
+- **Search cost (3).** A beam-4 answer decodes four candidates per stage (the floor is about
+  0.25 of beam-1 throughput) and then judges them: 3 comparisons per stage in 2 rounds, each
+  asked in both orders, so 24 one-token judge calls per answer. Their prompts continue the
+  cached transcript, but the second candidate and the judge's question (about 60–80 tokens)
+  are new each time: some 1,500 uncached prompt tokens per answer, against about 80 generated
+  tokens for a greedy one. At concurrency 1 the answer waits for the longest of the four
+  candidates in each stage and for 8 judge rounds one after another. Measured separately:
+  judging in one order only (`--no-judge-both-orders`) gave about 14 % more beam-4 throughput
+  at saturation, and `--max-num-seqs 256` (room for all candidates at once) about 5 %; both
+  together about 25 %. A 16-token KV block (finer prefix reuse) is not supported by this
+  CPU attention backend.
+- **Against the reference approach (2).** The ratio depends on the model. The reference
+  spends most of its time in per-token Python overhead of `generate` at batch 1 and uses both
+  cores; our engine batches everything but computes on one core. On the 2-layer random-weights
+  model our lead was about 20×; on the larger trained model (4 layers, 2.5 M parameters)
+  prefill compute weighs more, and the lead shrinks.
 - **Prefix cache (4).** Candidate calls extend the previous prompt token for token (generated
   tokens are reused as they are, not re-tokenised), so nearly all of their prompt is cached.
   A pairwise judge prompt must show the second candidate after the first, so its tokens
-  (plus the question to the judge) can never be cached: with the tiny model's short image
-  (about 30 tokens) and short stages, that tail is a large share of each judge prompt. With a
-  real VLM (hundreds to thousands of image tokens) the shared prefix dominates and the share
-  rises accordingly. Each comparison is judged in both orders (position bias), which doubles
-  the judge's uncached tail; `--no-judge-both-orders` halves it.
+  (plus the question to the judge) can never be cached, and KV blocks are cached only when
+  full (32 tokens), so the first candidate's last partial block is recomputed too. With the
+  tiny model's short image (about 30 tokens) and short stages, that tail is a large share of
+  each judge prompt; with a real VLM (hundreds to thousands of image tokens) the shared
+  prefix dominates and the share rises accordingly.
 - All servers run on the same 2 cores as the load generator; figures from one run are
   comparable with each other, not with other machines.
 """

@@ -22,7 +22,7 @@ def test_runs_are_pooled_by_total_time_and_failures_counted():
     pooled = figures([_level([1.0, 2.0], 4.0), _level([3.0, 4.0, 5.0], 6.0, failed=1)])
     assert pooled["rps"] == pytest.approx(5 / 10)  # successes over the runs' summed wall time
     assert pooled["p50"] == 3.0 and pooled["tokens"] == 10
-    assert pooled["failed"] == 1 and pooled["runs"] == 2
+    assert pooled["failed"] == 1 and pooled["runs"] == 2 and pooled["errors"] == ["busy"]
 
 
 def test_compared_loads_take_turns():
