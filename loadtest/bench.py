@@ -1,4 +1,5 @@
-"""`make bench`: our server beside the alternatives, in one run, on the same tiny model.
+"""`make bench`: our server beside the alternatives, in one run, on the same tiny model and
+the same workload (held-out questions of the model's own task, `server.shapes_data`).
 
 1. server overhead: ours at beam_width 1 vs upstream vLLM's OpenAI server, same engine args,
    same generated tokens per request, at concurrency 1, 8 and 32;
@@ -18,7 +19,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from loadtest.reference_baseline import run_baseline
 from loadtest.runner import LevelResult, run_load
 from loadtest.servers import ServerProcess, launch
 from loadtest.stats import percentile
-from loadtest.workload import procedural_items
+from loadtest.workload import load_jsonl, png_data_url
 
 MODEL_NAME = "tiny-cot"
 ENGINE_ARGS = ["--max-model-len", "2048", "--gpu-memory-utilization", "0.3",
@@ -38,7 +39,7 @@ KV_CACHE_GIB = "2"  # both servers' CPU KV cache (VLLM_CPU_KVCACHE_SPACE), fixed
 
 @dataclass(frozen=True)
 class Plan:
-    stage_tokens: int = 32
+    stage_tokens: int = 64  # above the trained model's longest stages: caps do not cut them
     concurrency: tuple[int, ...] = (1, 8, 32)
     requests_per_slot: int = 4  # requests per level = max(16, concurrency * this)
     beam_requests_c1: int = 8
@@ -47,12 +48,14 @@ class Plan:
     in_flight: int = 16  # questions in flight for ours against the reference
     baseline_questions: int = 4
     rounds: int = 3  # compared loads alternate this many times
+    items: int = 32  # distinct questions of the workload
+    workload: str = ""  # JSONL of the questions (written by `write_workload`)
 
     def requests(self, concurrency: int) -> int:
         return max(16, concurrency * self.requests_per_slot)
 
 
-QUICK = Plan(stage_tokens=16, concurrency=(1, 8), requests_per_slot=2, beam_requests_c1=4,
+QUICK = Plan(stage_tokens=32, concurrency=(1, 8), requests_per_slot=2, beam_requests_c1=4,
              beam_requests_sat=16, saturation=8, in_flight=8, baseline_questions=1, rounds=1)
 CACHE_COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
                   "cot_server_search_cached_tokens_total", "cot_server_search_prompt_tokens_total")
@@ -72,13 +75,23 @@ def upstream_server(model_dir: str, logs: Path) -> ServerProcess:
                   logs / "vllm.log", MODEL_NAME, ready_path="/health")
 
 
-def load(server: ServerProcess, concurrency: int, requests: int, max_tokens: int,
+def write_workload(plan: Plan, logs: Path) -> Plan:
+    """The tiny model's own task: held-out shape questions (`server.shapes_data`), written as
+    the load generator's JSONL so every load and the reference read the same items."""
+    from server.shapes_data import held_out
+
+    path = logs / "workload.jsonl"
+    path.write_text("".join(json.dumps({"image": png_data_url(e.image), "question": e.question})
+                            + "\n" for e in held_out(plan.items, seed=1)))
+    return replace(plan, workload=str(path))
+
+
+def load(server: ServerProcess, plan: Plan, concurrency: int, requests: int, max_tokens: int,
          extra: dict[str, Any]) -> LevelResult:
     config = LoadConfig(base_url=server.base_url, model=server.model,
                         concurrency=(concurrency,), requests=requests, warmup=2,
                         max_tokens=max_tokens, stream=False, extra_body=extra,
-                        num_items=32, image_sizes=(64, 128, 256), progress=False,
-                        timeout_s=600)
+                        dataset=plan.workload, progress=False, timeout_s=600)
     return asyncio.run(run_load(config)).levels[0]
 
 
@@ -115,10 +128,11 @@ def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
     result: dict[str, dict[int, dict[str, Any]]] = {"ours": {}, "upstream": {}}
     for c in plan.concurrency:
         n = plan.requests(c)
-        tokens = max(1, round(figures([load(ours, c, n, budget, {"beam_width": 1})])["tokens"]))
-        pair = alternate({"ours": partial(load, ours, c, n, budget, {"beam_width": 1}),
-                          "upstream": partial(load, upstream, c, n, tokens, {"ignore_eos": True})},
-                         plan.rounds)
+        tokens = max(1, round(figures([load(ours, plan, c, n, budget,
+                                            {"beam_width": 1})])["tokens"]))
+        pair = alternate({"ours": partial(load, ours, plan, c, n, budget, {"beam_width": 1}),
+                          "upstream": partial(load, upstream, plan, c, n, tokens,
+                                              {"ignore_eos": True})}, plan.rounds)
         for side, figs in pair.items():
             result[side][c] = figs
     return result
@@ -133,17 +147,19 @@ def search_cost(ours: ServerProcess, plan: Plan) -> dict[str, Any]:
 
     def beam_run(concurrency: int, requests: int) -> LevelResult:
         before = {k: ours.counter(k) for k in CACHE_COUNTERS}
-        level = load(ours, concurrency, requests, budget, beam)
+        level = load(ours, plan, concurrency, requests, budget, beam)
         for k in CACHE_COUNTERS:
             counted[k] += ours.counter(k) - before[k]
         return level
 
     c1 = alternate({"beam": lambda: beam_run(1, plan.beam_requests_c1),
-                    "greedy": lambda: load(ours, 1, plan.beam_requests_c1, budget, greedy)},
+                    "greedy": lambda: load(ours, plan, 1, plan.beam_requests_c1, budget,
+                                           greedy)},
                    plan.rounds)
     sat = alternate({"beam": lambda: beam_run(plan.saturation, plan.beam_requests_sat),
-                     "greedy": lambda: load(ours, plan.saturation, plan.beam_requests_sat,
-                                            budget, greedy)}, plan.rounds)
+                     "greedy": lambda: load(ours, plan, plan.saturation,
+                                            plan.beam_requests_sat, budget, greedy)},
+                    plan.rounds)
     in_flight = figures([beam_run(plan.in_flight, 2 * plan.in_flight)])
     hits, queries, cached, prompt = (counted[k] for k in CACHE_COUNTERS)
     return {"beam_c1": c1["beam"], "greedy_c1": c1["greedy"], "beam_sat": sat["beam"],
@@ -187,14 +203,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logs", default="out/bench", help="server logs and raw JSON")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     args = parser.parse_args(argv)
-    plan = QUICK if args.quick else Plan()
     logs = Path(args.logs)
+    logs.mkdir(parents=True, exist_ok=True)
+    plan = write_workload(QUICK if args.quick else Plan(), logs)
     started, load_before = time.monotonic(), os.getloadavg()[0]
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB  # inherited by both servers
     ours = measure_servers(args.model_dir, plan, logs)
     upstream = ours.pop("upstream")
     (logs / "servers.json").write_text(json.dumps(ours, indent=2) + "\n")  # kept if the rest fails
-    items = procedural_items(plan.baseline_questions, 0, (64, 128, 256))
+    items = load_jsonl(plan.workload)[:plan.baseline_questions]
     baseline = run_baseline(args.model_dir, items, beam_width=4,
                             stage_max_tokens=plan.stage_tokens)
     baseline.pop("answers")

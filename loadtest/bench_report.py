@@ -76,8 +76,14 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   one core.
 - **Server overhead (1).** Our server drives the stages itself: a beam-width-1 answer is four
   engine calls (one per stage, each a cached prefill of the transcript so far), where the
-  upstream server makes one. With prompts as token ids and `FINAL_ONLY` outputs, the extra
-  calls cost little: the ratios sit around 1 and move by ±15 % between runs.
+  upstream server makes one. Prompts go in as token ids and outputs come back `FINAL_ONLY`, so
+  what is left is the cost of each extra call: one prefill step for the uncached tail of the
+  transcript and a round trip. The trained model's stages are short (about 20 tokens), so
+  that cost shows: about 25 ms per extra call, 10–15 % of a greedy answer at low
+  concurrency. At saturation, batching hides most of it. The fix is ours to make: generate a
+  greedy answer in one call and go stage by stage only when the model breaks the format or a
+  stage cap. It is not done yet, because the search then needs per-stage token counts from
+  the engine, for usage and for the caps.
 - **Search cost (3).** A beam-4 answer decodes four candidates per stage (the floor is about
   0.25 of beam-1 throughput) and then judges them: 3 comparisons per stage in 2 rounds, each
   asked in both orders, so 24 one-token judge calls per answer. Their prompts continue the
@@ -115,8 +121,10 @@ def render(results: dict[str, Any], command: str) -> str:
         f"Machine: {results['machine']}.", "",
         *load_note(results),
         f"All runs use the tiny default model (`{results.get('model', 'models/tiny-cot')}`) "
-        "on the CPU engine, non-streaming requests with one procedural image and a question "
-        f"each, and a per-stage cap of {results['plan']['stage_tokens']} tokens. Both servers "
+        "on the CPU engine, non-streaming requests, each one of "
+        f"{results['plan'].get('items', 32)} held-out shape questions (the model's own task, "
+        "`server.shapes_data`) with its picture, and a per-stage cap of "
+        f"{results['plan']['stage_tokens']} tokens, above the model's longest stages. Both servers "
         "run side by side, one under load at a time; loads that are compared with each other "
         f"alternate {results['plan'].get('rounds', 1)} times and their runs are pooled, so "
         "that other work on the machine weighs on both sides alike.", "",
