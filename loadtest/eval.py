@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import io
 import json
 import math
 import statistics
@@ -30,6 +28,7 @@ import httpx
 
 from loadtest.eval_judge import SelectionReport, add_answer
 from loadtest.eval_report import findings, keep_notes, markdown, plot
+from loadtest.workload import png_data_url
 
 # name -> request fields beyond the question (beam_width 1 is plain greedy staged generation)
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -68,12 +67,6 @@ class Summary:
     latency_s: float  # mean per request
     wall_s_per_question: float  # the configuration's elapsed time / questions
     errors: int
-
-
-def image_url(image: Any) -> str:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def request_body(model: str, question: str, url: str, extra: dict[str, Any], seed: int
@@ -172,7 +165,7 @@ async def evaluate(args: argparse.Namespace) -> list[Summary]:
     from server.shapes_data import held_out
 
     examples = held_out(args.questions, args.seed)
-    urls = [image_url(e.image) for e in examples]
+    urls = [png_data_url(e.image) for e in examples]
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     summaries: list[Summary] = []
     answers: list[Answer] = []

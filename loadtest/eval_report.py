@@ -69,7 +69,6 @@ def plot(summaries: list[Summary], path: Path) -> None:
     plt.close(figure)
 
 
-
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 

@@ -29,11 +29,18 @@ def start_server(log_path: Path, *extra: str) -> ServerProcess:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def tiny_model_dir() -> Path:
+    """The default model's folder, written from the shipped weights if missing."""
     if not (MODEL_DIR / "config.json").exists():
         from server.tiny_model import install_trained_model
 
         install_trained_model(MODEL_DIR)
+    return MODEL_DIR
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
+           ) -> Iterator[ServerProcess]:
     proc = start_server(tmp_path_factory.mktemp("server") / "server.log")
     yield proc
     proc.stop()

@@ -3,22 +3,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import MODEL_DIR, ServerProcess
+from tests.conftest import ServerProcess
 
 OpenAIServer = ServerProcess
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir() -> Path:
-    if not (MODEL_DIR / "config.json").exists():
-        from server.tiny_model import install_trained_model
-
-        install_trained_model(MODEL_DIR)
-    return MODEL_DIR
 
 
 @pytest.fixture(scope="session")
