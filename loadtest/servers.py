@@ -33,6 +33,10 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the server's log, for a failing test's message."""
+        return "\n".join(self.log().splitlines()[-lines:])
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Signal the server, wait for it, then kill whatever is left of its process group:
         engine processes must not outlive a server that was killed or got stuck."""

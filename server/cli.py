@@ -1,5 +1,5 @@
-"""cot-server command line: `serve` and `build-tiny-model`. Argument parsing and process
-lifecycle only; every serve flag is a Settings field (also settable as COT_SERVER_<NAME>)."""
+"""cot-server command line: `serve`. Argument parsing and process lifecycle only; every serve
+flag is a Settings field (also settable as COT_SERVER_<NAME>)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import signal
 import sys
 import time
 import types
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from server.api.state import server_state
 from server.config import DEFAULT_TINY_MODEL, Settings
 
 
@@ -20,7 +22,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     for name, field in Settings.model_fields.items():
         flag = "--" + name.replace("_", "-")
         env = f"COT_SERVER_{name.upper()}"
-        help_text = f"{field.description} [env {env}; default {field.default!r}]"
+        default = str(field.default) if isinstance(field.default, StrEnum) else field.default
+        help_text = f"{field.description} [env {env}; default {default!r}]"
         if field.annotation is bool:
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
                                 default=argparse.SUPPRESS, help=help_text)
@@ -37,16 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Serve the OpenAI-compatible API. Every flag can "
                                 "also be set as an environment variable COT_SERVER_<FLAG>.")
     _add_settings_flags(serve)
-    tiny = commands.add_parser(
-        "build-tiny-model", help="Write the tiny offline default model.",
-        description="Write the tiny offline default model: the shipped trained weights, which "
-        "answer shape questions in stages (retrain them with `python -m server.train_tiny DIR`, "
-        "about 15 minutes on two cores), or, with --random-weights, the same kind of model "
-        "untrained, built deterministically in seconds.")
-    tiny.add_argument("directory", nargs="?", default=DEFAULT_TINY_MODEL,
-                      help=f"Where to write it (default {DEFAULT_TINY_MODEL}).")
-    tiny.add_argument("--random-weights", action="store_true",
-                      help="Build an untrained model (shows the plumbing only).")
     return parser
 
 
@@ -65,18 +58,18 @@ class DrainingServer:
                                 timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
         self.server.handle_exit = self._handle_exit  # type: ignore[method-assign]
-        app.state.lifecycle.request_exit = self._exit_now
+        self.lifecycle = server_state(app).lifecycle
+        self.lifecycle.request_exit = self._exit_now
 
     def _exit_now(self) -> None:
         self.server.should_exit = True
 
     def _handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
-        lifecycle = self.app.state.lifecycle
-        if lifecycle.draining:
+        if self.lifecycle.draining:
             self.server.should_exit = True
             self.server.force_exit = True
             return
-        lifecycle.draining = True
+        self.lifecycle.drain()
         logging.getLogger(__name__).info("signal %s: draining for up to %.0f s", sig,
                                          self.settings.drain_timeout)
         loop = asyncio.get_event_loop()
@@ -84,13 +77,13 @@ class DrainingServer:
 
     async def _drain(self) -> None:
         deadline = time.monotonic() + self.settings.drain_timeout
-        while self.app.state.lifecycle.active and time.monotonic() < deadline:
+        while self.lifecycle.active and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         self.server.should_exit = True
 
     def run(self) -> int:
         self.server.run()
-        return 1 if self.app.state.lifecycle.failed else 0
+        return 1 if self.lifecycle.failed else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -99,9 +92,10 @@ def serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.model == DEFAULT_TINY_MODEL and not Path(settings.model, "config.json").exists():
-        from server.tiny_model import install_trained_model
-
-        install_trained_model(settings.model)
+        print(f"cot-server: no model in {DEFAULT_TINY_MODEL}. Write the tiny default model "
+              f"there with `python -m tinycot install {DEFAULT_TINY_MODEL}` (or `make serve`), "
+              "or pass --model with a hub id or a local checkpoint.", file=sys.stderr)
+        return 2
     from server.app import create_app
 
     return DrainingServer(create_app(settings), settings).run()
@@ -109,11 +103,5 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.command == "build-tiny-model":
-        from server.tiny_model import build_tiny_model, install_trained_model
-
-        write = build_tiny_model if args.random_weights else install_trained_model
-        print(write(args.directory))
-        return
     signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
     sys.exit(serve(args))

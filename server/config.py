@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.search.params import Selector
+from server.search.schema import SCHEMAS, get_schema
+
 DEFAULT_TINY_MODEL = "models/tiny-cot"
 
 
@@ -15,8 +18,8 @@ class Settings(BaseSettings):
 
     # --- model and engine -------------------------------------------------------------
     model: str = Field(DEFAULT_TINY_MODEL, description="Hub id or local path of the VLM to serve "
-                       "(default: the tiny offline model trained on shape questions, written on "
-                       "first use).")
+                       "(default: the tiny offline model trained on shape questions, which "
+                       "`python -m tinycot install` writes there).")
     served_model_name: str | None = Field(None, description="Name clients use in `model` "
                                           "(default: the model's folder or hub name).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the engine runs.")
@@ -64,11 +67,12 @@ class Settings(BaseSettings):
     stage_mode: Literal["native", "prompted"] = Field("native", description="native: the model "
                                                       "was trained on the stage format; prompted: "
                                                       "add a format instruction.")
-    stage_schema: str = Field("llava-cot", description="llava-cot (4 stages) or think-answer.")
+    stage_schema: str = Field("llava-cot", description="Stage schema: " + ", ".join(SCHEMAS)
+                              + " (llava-cot: 4 stages).")
     stage_max_tokens: int = Field(128, ge=1, description="Default token cap of each stage.")
     beam_width: int = Field(1, ge=1, le=16, description="Default candidates per stage.")
-    selector: Literal["judge", "logprob", "best_of_n", "auto"] = Field(
-        "judge", description="Default selector.")
+    selector: Selector = Field(Selector.JUDGE, description="Default selector: "
+                               + ", ".join(Selector) + ".")
     search_temperature: float = Field(0.6, ge=0, le=2, description="Candidate temperature when "
                                       "beam_width > 1 and the request sets none.")
     search_top_p: float = Field(0.9, gt=0, le=1, description="Candidate top_p when beam_width "
@@ -86,8 +90,6 @@ class Settings(BaseSettings):
     @field_validator("stage_schema")
     @classmethod
     def _known_schema(cls, value: str) -> str:
-        from server.search.schema import get_schema
-
         get_schema(value)
         return value
 

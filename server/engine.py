@@ -26,6 +26,7 @@ from server.search.interface import (
     PromptTooLong,
     Sampling,
 )
+from server.search.params import derive_seed
 
 log = logging.getLogger(__name__)
 JUDGE_LOGPROBS = 20
@@ -70,7 +71,7 @@ class VllmEngine:
         self._chat_template = chat_template
         self.max_model_len = max_model_len
         self.on_cpu = on_cpu
-        self._option_ids: dict[str, int] = {}
+        self._first_tokens: dict[str, int] = {}
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()  # tokenised text parts
         self._eos = getattr(tokenizer, "eos_token_id", None)
 
@@ -111,7 +112,8 @@ class VllmEngine:
             # A per-request seed with n > 1 crashes the CPU engine core; n seeded requests with
             # the same prefix cost the same (the prefix cache serves them) and are reproducible.
             parts = await asyncio.gather(*(
-                self._generate_once(prompt, images, sampling.with_(n=1, seed=sampling.seed + i))
+                self._generate_once(prompt, images, sampling.with_(
+                    n=1, seed=derive_seed(sampling.seed, "sample", i)))
                 for i in range(sampling.n)))
             return GenerateResult([g for p in parts for g in p.generations],
                                   sum(p.prompt_tokens for p in parts),
@@ -128,6 +130,7 @@ class VllmEngine:
             top_p=sampling.top_p, top_k=sampling.top_k or 0, min_p=sampling.min_p or 0.0,
             repetition_penalty=sampling.repetition_penalty or 1.0, stop=list(sampling.stop),
             seed=sampling.seed, logprobs=0 if sampling.logprobs else None,
+            min_tokens=sampling.min_tokens, ignore_eos=sampling.ignore_eos,
             include_stop_str_in_output=True, output_kind=RequestOutputKind.FINAL_ONLY)
         final = await self._run(prompt, images, params)
         generations = [
@@ -144,7 +147,7 @@ class VllmEngine:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
-        ids = [self._option_id(o) for o in options]
+        ids = self._option_ids(options)
         params = SamplingParams(max_tokens=1, temperature=0.0, allowed_token_ids=ids,
                                 logprobs=JUDGE_LOGPROBS, output_kind=RequestOutputKind.FINAL_ONLY)
         final = await self._run(prompt, images, params)
@@ -155,13 +158,22 @@ class VllmEngine:
         return ChoiceResult(picked, logprobs, len(final.prompt_token_ids or ()),
                             final.num_cached_tokens or 0)
 
-    def _option_id(self, option: str) -> int:
-        if option not in self._option_ids:
-            ids = self._tokenizer.encode(option, add_special_tokens=False)
-            if len(ids) != 1:
-                raise ValueError(f"judge option {option!r} is not a single token")
-            self._option_ids[option] = ids[0]
-        return self._option_ids[option]
+    def _option_ids(self, options: Sequence[str]) -> list[int]:
+        """The token each option starts with; a one-token answer is constrained to these. An
+        option the tokenizer splits ("yes" as "y" + "es") is told apart by its first token, so
+        the first tokens of the options must differ."""
+        ids = []
+        for option in options:
+            if option not in self._first_tokens:
+                encoded = self._tokenizer.encode(option, add_special_tokens=False)
+                if not encoded:
+                    raise ValueError(f"selection option {option!r} has no tokens")
+                self._first_tokens[option] = encoded[0]
+            ids.append(self._first_tokens[option])
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"selection options {list(options)} start with the same token in "
+                             "this model's vocabulary")
+        return ids
 
     def _token_ids(self, prompt: Prompt) -> list[int]:
         """Text parts are tokenised (as rendered chat text: no special tokens added), earlier

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from loadtest.servers import ServerProcess, launch
-from server.images import encode_data_url
+from server.images.decoding import encode_data_url
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_DIR = ROOT / "models" / "tiny-cot"
@@ -32,7 +32,7 @@ def start_server(log_path: Path, *extra: str) -> ServerProcess:
 def tiny_model_dir() -> Path:
     """The default model's folder, written from the shipped weights if missing."""
     if not (MODEL_DIR / "config.json").exists():
-        from server.tiny_model import install_trained_model
+        from tinycot.model import install_trained_model
 
         install_trained_model(MODEL_DIR)
     return MODEL_DIR

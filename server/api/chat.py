@@ -12,13 +12,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.api.admission import Admission
-from server.api.errors import APIError, error_body
-from server.api.protocol import ChatCompletion, ChatCompletionRequest, ErrorResponse
-from server.api.serving import ChatService, sse
+from server.api.errors import APIError, ErrorResponse, api_error_body, as_api_error
+from server.api.protocol import ChatCompletion, ChatCompletionRequest
+from server.api.serving import sse
+from server.api.state import server_state
 from server.config import Settings
-from server.images import ImageError, ImageLimits, decode_image_url
-from server.remote_images import RemotePolicy
-from server.search.interface import EngineDead, PromptTooLong
+from server.images.decoding import ImageError
+from server.images.remote import RemotePolicy
+from server.images.urls import ImageLimits, decode_image_url
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -65,10 +66,10 @@ async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
 @router.post("/v1/chat/completions", response_model=ChatCompletion,
              responses={**STREAM, **ERRORS})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request) -> Response:
-    state = request.app.state
-    settings: Settings = state.settings
-    service: ChatService | None = getattr(state, "chat", None)
-    if service is None or state.lifecycle.draining:
+    state = server_state(request.app)
+    settings = state.settings
+    service = state.chat
+    if service is None or not state.lifecycle.ready:
         raise APIError(503, "the server is not ready to take requests", code="not_ready",
                        headers={"Retry-After": "5"})
     if body.model != settings.model_name:
@@ -79,7 +80,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     if body.image_count > settings.limit_images_per_prompt:
         raise APIError(400, f"at most {settings.limit_images_per_prompt} images per request",
                        param="messages")
-    context = getattr(getattr(state, "engine", None), "max_model_len", None)
+    context = getattr(state.engine, "max_model_len", None)
     if body.token_budget is not None and context and body.token_budget > context:
         field = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         raise APIError(400, f"{field} is too large: {body.token_budget}; this model's context "
@@ -95,10 +96,9 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         conversation = await asyncio.to_thread(
             body.to_conversation, lambda url: decode_image_url(url, limits))
     except ImageError as exc:
-        raise APIError(413 if exc.too_large else 400, str(exc), param="messages",
-                       code="invalid_image") from None
+        raise as_api_error(exc) from None
 
-    admission: Admission = state.admission
+    admission = state.admission
     timeout = min(settings.request_timeout, body.timeout or settings.request_timeout)
     if body.stream:
         admission.check()  # refuse with a real 429 status while we still can
@@ -112,18 +112,17 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
         async with admission.slot(), asyncio.timeout(timeout):
             result = await _cancel_on_disconnect(request,
                                                  service.complete(body, conversation, params))
-    except TimeoutError:
-        raise APIError(504, f"the request took longer than its {timeout:g} s deadline; "
-                       "every branch of its search was aborted", code="timeout") from None
-    except PromptTooLong as exc:
-        raise APIError(400, f"the prompt does not fit the model's context: {exc}",
-                       param="messages", code="context_length_exceeded") from None
-    except EngineDead as exc:
-        raise APIError(503, f"the engine failed: {exc}", code="engine_dead") from None
     except asyncio.CancelledError:
         log.info("request_id=%s client disconnected; its search was aborted",
                  request.state.request_id)
         return Response(status_code=499)
+    except APIError:
+        raise
+    except Exception as exc:
+        error = as_api_error(exc, timeout)
+        if error.status >= 500:
+            log.exception("request_id=%s failed", request.state.request_id)
+        raise error from None
     finally:
         state.metrics.latency.observe(time.monotonic() - started)
     return JSONResponse(wire(result))
@@ -150,5 +149,5 @@ async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str]
             async for chunk in chunks:
                 yield chunk
     except APIError as exc:  # the queue filled between the check and the start
-        yield sse(error_body(exc.status, exc.message, code=exc.code))
+        yield sse(api_error_body(exc))
         yield "data: [DONE]\n\n"

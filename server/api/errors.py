@@ -1,4 +1,8 @@
-"""Exceptions → OpenAI-shaped error bodies: {"error": {"message", "type", "param", "code"}}."""
+"""Exceptions -> OpenAI-shaped errors: {"error": {"message", "type", "param", "code"}}.
+
+`as_api_error` is the one mapping from what can go wrong while serving a request (deadline,
+prompt too long, bad image, dead engine, anything else) to a status and an error; the JSON
+route raises it, the event stream sends it as its last event."""
 
 from __future__ import annotations
 
@@ -9,15 +13,28 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.api.protocol import ErrorDetail, ErrorResponse
+from server.images.decoding import ImageError
+from server.search.interface import EngineDead, PromptTooLong
 
 log = logging.getLogger(__name__)
 
 _TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",
           405: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
           429: "rate_limit_error", 503: "service_unavailable", 504: "timeout"}
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | int | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
 
 
 class APIError(Exception):
@@ -29,6 +46,25 @@ class APIError(Exception):
         self.param = param
         self.code = code
         self.headers = headers
+
+
+def as_api_error(exc: BaseException, timeout: float | None = None) -> APIError:
+    """The API error a failure while serving a request becomes (unknown failures: 500)."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        within = f" {timeout:g} s" if timeout is not None else ""
+        return APIError(504, f"the request took longer than its{within} deadline; every branch "
+                        "of its search was aborted", code="timeout")
+    if isinstance(exc, PromptTooLong):
+        return APIError(400, f"the prompt does not fit the model's context: {exc}",
+                        param="messages", code="context_length_exceeded")
+    if isinstance(exc, ImageError):
+        return APIError(413 if exc.too_large else 400, str(exc), param="messages",
+                        code="invalid_image")
+    if isinstance(exc, EngineDead):
+        return APIError(503, f"the engine failed: {exc}", code="engine_dead")
+    return APIError(500, "the engine failed while generating", code="engine_error")
 
 
 def error_body(status: int, message: str, param: str | None = None,
@@ -43,6 +79,10 @@ def error_response(status: int, message: str, param: str | None = None,
                    ) -> JSONResponse:
     return JSONResponse(error_body(status, message, param, code), status_code=status,
                         headers=headers)
+
+
+def api_error_body(error: APIError) -> dict[str, Any]:
+    return error_body(error.status, error.message, error.param, error.code)
 
 
 _BRANCHES = {"str", "int", "float", "bool", "dict", "list", "none"}

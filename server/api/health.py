@@ -6,30 +6,27 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from server.api.state import server_state
+
 router = APIRouter()
 
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
-    lifecycle = request.app.state.lifecycle
+    lifecycle = server_state(request.app).lifecycle
     if lifecycle.failed:
-        return JSONResponse({"status": "engine_dead"}, status_code=503)
+        return JSONResponse({"status": lifecycle.readiness}, status_code=503)
     return JSONResponse({"status": "ok"})
 
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    lifecycle = request.app.state.lifecycle
-    if lifecycle.failed:
-        return JSONResponse({"status": "engine_dead"}, status_code=503)
-    if lifecycle.draining:
-        return JSONResponse({"status": "draining"}, status_code=503)
-    if getattr(request.app.state, "chat", None) is None:
-        return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready"})
+    lifecycle = server_state(request.app).lifecycle
+    return JSONResponse({"status": lifecycle.readiness},
+                        status_code=200 if lifecycle.ready else 503)
 
 
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
-    return Response(request.app.state.metrics.render(),
+    return Response(server_state(request.app).metrics.render(),
                     media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -11,10 +11,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from server.config import Settings
-from server.search.beam import SearchParams
 from server.search.interface import Sampling
+from server.search.params import SearchParams, SearchShape, Selector
 from server.search.prompts import Conversation
 from server.search.schema import get_schema
+
+LEGACY_BEST_OF_N = "best_of_n"  # selector value of earlier versions: search=best_of_n, judge
 
 
 class _Strict(BaseModel):
@@ -74,10 +76,17 @@ class ChatCompletionRequest(_Strict):
     top_k: int | None = Field(None, ge=-1)
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=2)
+    min_tokens: int = Field(0, ge=0, description="Each stage runs at least this many tokens "
+                            "(or to its cap) before its closing tag, a stop string or EOS may "
+                            "end it.")
+    ignore_eos: bool = Field(False, description="EOS does not end a stage; its closing tag or "
+                             "cap does.")
     # stage-level search (OpenAI SDK: extra_body)
     reasoning_effort: Literal["low", "medium", "high"] | None = None
     beam_width: int | None = Field(None, ge=1, le=16)
-    selector: Literal["judge", "logprob", "best_of_n", "auto"] | None = None
+    selector: Selector | Literal["best_of_n"] | None = None
+    search: SearchShape | None = Field(None, description="stage (stage-level beam search, the "
+                                       "default) or best_of_n (whole answers, selected once)")
     return_trace: bool = False
     stage_max_tokens: int | dict[str, int] | None = None
     timeout: float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
@@ -154,9 +163,13 @@ class ChatCompletionRequest(_Strict):
             settings.search_top_p if searching else 1.0)
         sampling = Sampling(temperature=temperature, top_p=top_p, top_k=self.top_k,
                             min_p=self.min_p, repetition_penalty=self.repetition_penalty,
-                            seed=self.seed)
+                            seed=self.seed, min_tokens=self.min_tokens,
+                            ignore_eos=self.ignore_eos)
+        selector, shape = self.selector or settings.selector, self.search or SearchShape.STAGE
+        if selector == LEGACY_BEST_OF_N:
+            selector, shape = Selector.JUDGE, SearchShape.BEST_OF_N
         return SearchParams(
-            schema=schema, beam_width=width, selector=self.selector or settings.selector,
+            schema=schema, beam_width=width, selector=Selector(selector), shape=shape,
             stage_max_tokens=caps, default_stage_max_tokens=default_cap,
             max_tokens=self.token_budget, sampling=sampling, stop=tuple(self.stop_list),
             judge_both_orders=settings.judge_both_orders,
@@ -171,6 +184,8 @@ class StageCandidateOut(BaseModel):
     tokens: int
     mean_logprob: float | None
     closed: bool
+    score: float | None = Field(None, description="the verifier's probability that this "
+                                "candidate is correct, where the selector asked it")
 
 
 class ComparisonOut(BaseModel):
@@ -186,6 +201,8 @@ class StageOut(BaseModel):
     tag: str
     text: str
     chosen_index: int
+    selected_by: str = Field(description="what made the pick: a selector's name, `only` (one "
+                             "usable candidate) or `agree` (all candidates said the same)")
     candidates: list[StageCandidateOut]
     comparisons: list[ComparisonOut]
     fallback: bool = False
@@ -265,17 +282,6 @@ class ModelCard(BaseModel):
 class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
-
-
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | int | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
 
 
 def completion_id() -> str:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
-from server.api.errors import error_body
+from server.api.errors import api_error_body, as_api_error
 from server.api.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -27,28 +27,32 @@ from server.api.protocol import (
     completion_id,
 )
 from server.metrics import Metrics
-from server.search.beam import SearchParams, StageChosen, StageSearch
-from server.search.interface import PromptTooLong
+from server.search.beam import StageChosen, StageSearch
+from server.search.params import SearchParams
 from server.search.prompts import Conversation
+from server.search.schema import StageSchema
 from server.search.trace import StageResult, Trace
 
 log = logging.getLogger(__name__)
 
 
 def choice_params(params: SearchParams, index: int) -> SearchParams:
-    seed = params.sampling.seed
-    if index == 0 or seed is None:
+    """Choice 0 searches with the request's seed; choice i > 0 with one derived from it."""
+    if index == 0 or params.sampling.seed is None:
         return params
-    return replace(params, sampling=params.sampling.with_(seed=seed + 1_000_003 * index))
+    return replace(params, sampling=params.sampling.with_(seed=params.seed("choice", index)))
 
 
 def stage_out(result: StageResult) -> StageOut:
     finite = lambda x: x if x != float("-inf") else None  # noqa: E731
+    scores = result.selection.scores or (None,) * len(result.candidates)
     return StageOut(
         name=result.name, tag=result.tag, text=result.text, chosen_index=result.chosen_index,
+        selected_by=result.selection.method,
         candidates=[StageCandidateOut(text=c.text, tokens=c.token_count,
-                                      mean_logprob=finite(c.mean_logprob), closed=c.closed)
-                    for c in result.candidates],
+                                      mean_logprob=finite(c.mean_logprob), closed=c.closed,
+                                      score=score)
+                    for c, score in zip(result.candidates, scores, strict=True)],
         comparisons=[ComparisonOut(**c.__dict__) for c in result.comparisons],
         fallback=result.fallback)
 
@@ -65,12 +69,15 @@ def usage_out(traces: list[Trace]) -> UsageOut:
             judge_tokens=sum(t.usage.judge_tokens for t in traces)))
 
 
-def stage_delta(result: StageResult, answer_tag: str, trace_wanted: bool) -> list[Delta]:
+def stage_delta(result: StageResult, schema: StageSchema, trace_wanted: bool) -> list[Delta]:
+    """A chosen stage as stream deltas: its tagged text as reasoning (when the trace is
+    wanted; separated from the next stage as in the full trace), the answer as content."""
+    answer = result.tag == schema.answer_tag
     deltas = []
     if trace_wanted:
-        deltas.append(Delta(reasoning_content=f"<{result.tag}>{result.text}</{result.tag}>"
-                            + ("" if result.tag == answer_tag else "\n\n")))
-    if result.tag == answer_tag:
+        deltas.append(Delta(reasoning_content=result.stage.wrap(result.text)
+                            + ("" if answer else schema.separator)))
+    if answer:
         deltas.append(Delta(content=result.text))
     return deltas
 
@@ -138,22 +145,18 @@ class ChatService:
                     except StopAsyncIteration:
                         break
                 if isinstance(event, StageChosen):
-                    for delta in stage_delta(event.result, params.schema.answer_tag,
+                    for delta in stage_delta(event.result, params.schema,
                                              body.return_trace):
                         yield sse(chunk([ChunkChoice(index=index, delta=delta)]))
                 else:
                     traces.append(event)
                     yield sse(chunk([ChunkChoice(index=index, delta=Delta(),
                                                  finish_reason=event.finish_reason)]))  # type: ignore[arg-type]
-        except TimeoutError:
-            yield sse(error_body(504, "the request passed its deadline; every branch of its "
-                                 "search was aborted", code="timeout"))
-        except PromptTooLong as exc:
-            yield sse(error_body(400, f"prompt does not fit the model's context: {exc}",
-                                 code="context_length_exceeded"))
-        except Exception:
-            log.exception("stream failed")
-            yield sse(error_body(500, "the engine failed while generating", code="engine_error"))
+        except Exception as exc:  # the stream has begun: the error is its last event
+            error = as_api_error(exc)
+            if error.status >= 500:
+                log.exception("stream failed")
+            yield sse(api_error_body(error))
         else:
             if body.stream_options and body.stream_options.include_usage:
                 yield sse(chunk([], usage_out(traces)))

@@ -2,8 +2,11 @@
 
     for stage in schema:
         candidates = branch(prefix, stage)          # one engine call, n = beam_width
-        best       = select(candidates)             # judge tournament | logprob | auto
+        best       = select(candidates)             # judge | verify | vote | logprob | auto ...
         prefix    += best
+
+Best-of-N, the paper's baseline, samples N whole answers (each stage greedy-width 1, sampled)
+and selects once among them, with the same selectors.
 
 Every engine call is awaited concurrently with the request's other calls and with other
 requests: nothing here blocks or serialises. Cancelling the task that consumes `run` cancels
@@ -13,43 +16,21 @@ every outstanding engine call (asyncio.gather propagates the cancellation).
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from server.search.interface import Prompt, PromptTooLong, Sampling, StageEngine
-from server.search.prompts import JUDGE_OPTIONS, Conversation, PromptBuilder, RenderChat
-from server.search.schema import FULL_ANSWER_CRITERION, Stage, StageSchema, clean_stage_text
-from server.search.selectors import TournamentResult, best_by_logprob, candidates_agree, knockout
-from server.search.trace import Candidate, StageResult, Trace, Usage
+from server.search.interface import ChoiceResult, Prompt, PromptTooLong, Sampling, StageEngine
+from server.search.params import SearchParams, SearchShape
+from server.search.prompts import Conversation, PromptBuilder, RenderChat
+from server.search.schema import FULL_ANSWER_CRITERION, Stage, clean_stage_text
+from server.search.selection import Pool, Selecting
+from server.search.selectors import best_by_logprob
+from server.search.trace import Candidate, Selection, StageResult, Trace
 
-
-@dataclass(frozen=True)
-class SearchParams:
-    schema: StageSchema
-    beam_width: int = 1
-    selector: str = "judge"
-    stage_max_tokens: Mapping[str, int] = field(default_factory=dict)
-    default_stage_max_tokens: int = 128
-    max_tokens: int | None = None  # budget for the returned path (all chosen stages)
-    sampling: Sampling = field(default_factory=Sampling)
-    stop: tuple[str, ...] = ()  # the caller's stop strings, applied to the answer stage
-    judge_both_orders: bool = True
-    prompted: bool = False
-
-    @property
-    def wants_logprobs(self) -> bool:
-        return self.beam_width > 1 and self.selector in ("logprob", "auto")
-
-    def stage_cap(self, stage: Stage) -> int:
-        return self.stage_max_tokens.get(stage.tag, self.default_stage_max_tokens)
-
-    def stage_seed(self, index: int) -> int | None:
-        seed = self.sampling.seed
-        return None if seed is None else seed + 7919 * index
+NO_ANSWER = Candidate("", 0, float("-inf"), False)
 
 
 @dataclass(frozen=True)
@@ -68,6 +49,8 @@ class _NoObserver:
 
 
 class StageSearch:
+    """The search over one engine; `run` serves one request (one choice) at a time."""
+
     def __init__(self, engine: StageEngine, render_chat: RenderChat,
                  observer: SearchObserver | None = None) -> None:
         self.engine = engine
@@ -77,69 +60,96 @@ class StageSearch:
     async def run(self, conversation: Conversation, params: SearchParams
                   ) -> AsyncIterator[StageChosen | Trace]:
         """Yields each stage as it is chosen, then the finished Trace."""
-        if params.selector == "best_of_n" and params.beam_width > 1:
-            yield await self._best_of_n(conversation, params)
+        run = SearchRun(self, conversation, params)
+        if params.shape is SearchShape.BEST_OF_N and params.branching:
+            yield await run.best_of_n()
             return
-        trace = Trace(params.schema.name, params.schema.answer_tag)
-        async for result in self._stages(conversation, params, trace):
+        async for result in run.stages(params.beam_width):
             yield StageChosen(result)
-        yield trace
+        yield run.trace
 
-    async def _stages(self, conversation: Conversation, params: SearchParams, trace: Trace,
-                      width: int | None = None) -> AsyncIterator[StageResult]:
-        prompts = PromptBuilder(self.render_chat, params.schema, params.prompted)
-        base = prompts.base(conversation)
-        rng = random.Random(params.sampling.seed)
-        chosen: list[tuple[Stage, Candidate]] = []
-        width = params.beam_width if width is None else width
-        for index, stage in enumerate(params.schema.stages):
-            cap = params.stage_cap(stage)
-            if params.max_tokens is not None:
-                cap = min(cap, params.max_tokens - trace.path_tokens)
+
+class SearchRun:
+    """One search's state: conversation, parameters, prompts, the stages chosen so far, the trace
+    (with its usage) and the selectors bound to this request. `path` names the run among its
+    request's runs (best-of-N's chains) so that each derives its own seeds."""
+
+    def __init__(self, search: StageSearch, conversation: Conversation, params: SearchParams,
+                 path: tuple[Any, ...] = ()) -> None:
+        self.search = search
+        self.conversation = conversation
+        self.params = params
+        self.path = path
+        self.prompts = PromptBuilder(search.render_chat, params.schema, params.prompted)
+        self.base = self.prompts.base(conversation)
+        self.trace = Trace(params.schema)
+        self.chosen: list[tuple[Stage, Candidate]] = []
+        self.selecting = Selecting(self, self.prompts, random.Random(params.seed(*path, "order")),
+                                   params.judge_both_orders)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def stages(self, width: int) -> AsyncIterator[StageResult]:
+        for index, stage in enumerate(self.params.schema.stages):
+            cap = self.cap(stage)
             if cap <= 0:
-                trace.finish_reason = "length"
+                self.trace.finish_reason = "length"
                 return
             started = time.monotonic()
-            prompt = prompts.stage(base, chosen, stage)
+            prompt = self.prompts.stage(self.base, self.chosen, stage)
             try:
-                candidates, fallback = await self._branch(
-                    prompt, conversation, stage, cap, width, params, index, trace.usage)
+                candidates, fallback = await self.branch(prompt, stage, cap, width, index)
             except PromptTooLong:
-                if not trace.stages:
+                if not self.trace.stages:
                     raise
-                trace.finish_reason = "length"
+                self.trace.finish_reason = "length"
                 return
-            result = await self._select(prompt, conversation, stage, candidates, params,
-                                        trace.usage, rng, fallback)
-            self.observer.stage_done(stage.tag, time.monotonic() - started,
-                                     len(candidates), len(result.comparisons))
-            trace.stages.append(result)
-            chosen.append((stage, result.chosen))
+            selection = await self.select(self.stage_pool(prompt, stage, candidates))
+            result = StageResult(stage, tuple(candidates), selection, fallback)
+            self.search.observer.stage_done(stage.tag, time.monotonic() - started,
+                                            len(candidates), len(selection.comparisons))
+            self.append(result)
             yield result
-            if (stage.tag == params.schema.answer_tag and params.max_tokens is not None
-                    and not result.chosen.closed and result.chosen.token_count >= cap
-                    and cap < params.stage_cap(stage)):
-                trace.finish_reason = "length"  # the caller's budget cut the answer short
+            if self.cut_by_budget(result, cap):
+                self.trace.finish_reason = "length"
 
-    async def _branch(self, prompt: Prompt, conversation: Conversation, stage: Stage, cap: int,
-                      width: int, params: SearchParams, index: int, usage: Usage
-                      ) -> tuple[list[Candidate], bool]:
-        stop = (stage.close_tag, *(params.stop if stage.tag == params.schema.answer_tag else ()))
-        # Logprobs cost about a quarter of decode time on the CPU: only when a selector reads them.
-        sampling = params.sampling.with_(n=width, max_tokens=cap, stop=stop,
-                                         logprobs=params.wants_logprobs,
-                                         seed=params.stage_seed(index))
-        candidates = await self._generate(prompt, conversation, stage, sampling, usage)
+    def append(self, result: StageResult) -> None:
+        self.trace.stages.append(result)
+        self.chosen.append((result.stage, result.chosen))
+
+    def cap(self, stage: Stage) -> int:
+        cap = self.params.stage_cap(stage)
+        if self.params.max_tokens is not None:
+            cap = min(cap, self.params.max_tokens - self.trace.path_tokens)
+        return cap
+
+    def cut_by_budget(self, result: StageResult, cap: int) -> bool:
+        """The caller's token budget, not the stage's own cap, cut the answer short."""
+        return (result.tag == self.params.schema.answer_tag
+                and self.params.max_tokens is not None and not result.chosen.closed
+                and result.chosen.token_count >= cap and cap < self.params.stage_cap(result.stage))
+
+    # ------------------------------------------------------------------ branch
+
+    async def branch(self, prompt: Prompt, stage: Stage, cap: int, width: int, index: int
+                     ) -> tuple[list[Candidate], bool]:
+        """`width` candidates of `stage`; if none is usable, one greedy candidate instead."""
+        answer = stage.tag == self.params.schema.answer_tag
+        stop = (stage.close_tag, *(self.params.stop if answer else ()))
+        sampling = self.params.sampling.with_(
+            n=width, max_tokens=cap, stop=stop, logprobs=self.params.wants_logprobs,
+            min_tokens=min(self.params.sampling.min_tokens, cap),
+            seed=self.params.seed(*self.path, "stage", index))
+        candidates = await self.generate(prompt, stage, sampling)
         if any(c.usable for c in candidates) or sampling.temperature == 0.0:
             return candidates, False
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
-        return await self._generate(prompt, conversation, stage, greedy, usage), True
+        return await self.generate(prompt, stage, greedy), True
 
-    async def _generate(self, prompt: Prompt, conversation: Conversation, stage: Stage,
-                        sampling: Sampling, usage: Usage) -> list[Candidate]:
-        result = await self.engine.generate(prompt, conversation.images, sampling)
+    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling) -> list[Candidate]:
+        result = await self.search.engine.generate(prompt, self.conversation.images, sampling)
         generated = sum(g.token_count for g in result.generations)
-        usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
+        self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
         candidates = []
         for g in result.generations:
             # stop[0] is the closing tag; the rest are the caller's stop strings
@@ -147,101 +157,78 @@ class StageSearch:
             candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed, g))
         return candidates
 
-    async def _select(self, stage_prompt: Prompt, conversation: Conversation, stage: Stage,
-                      candidates: list[Candidate], params: SearchParams, usage: Usage,
-                      rng: random.Random, fallback: bool) -> StageResult:
-        usable = [i for i, c in enumerate(candidates) if c.usable]
-        make = lambda i, comps=(): StageResult(  # noqa: E731
-            stage.name, stage.tag, tuple(candidates), i, tuple(comps), fallback)
-        if len(usable) <= 1:
-            return make(usable[0] if usable else 0)
-        if params.selector == "logprob" or (params.selector == "auto"
-                                           and candidates_agree(candidates)):
-            return make(best_by_logprob(candidates))
-        firsts = [c.as_prompt(stage.close_tag) for c in candidates]
-        seconds = [stage.wrap(c.text) for c in candidates]
+    # ------------------------------------------------------------------ select
 
-        outcome = await self._tournament(usable, stage_prompt, firsts, seconds,
-                                         f"the {stage.tag} stage", stage.judge_criterion,
-                                         conversation, params, usage, rng)
-        return make(outcome.winner, outcome.comparisons)
+    async def select(self, pool: Pool) -> Selection:
+        """The selector's pick; where its prompts outgrow the context (a pairwise judge shows
+        two long candidates at once), the free logprob pick instead of failing the request."""
+        try:
+            return await self.selecting.select(self.params.selector, pool)
+        except PromptTooLong:
+            return Selection(best_by_logprob(pool.candidates), "logprob (context full)")
 
-    async def _tournament(self, entrants: Sequence[int], prefix: Prompt, firsts: list[Prompt],
-                          seconds: list[str], what: str, criterion: str,
-                          conversation: Conversation, params: SearchParams, usage: Usage,
-                          rng: random.Random) -> TournamentResult:
-        """Knockout among `entrants`; each round's comparisons go to the engine together."""
-        async def judge_round(pairs: list[tuple[int, int]]) -> list[tuple[int, float | None]]:
-            return list(await asyncio.gather(*(
-                self._compare(prefix, firsts, seconds, what, criterion, conversation, a, b,
-                              params, usage)
-                for a, b in pairs)))
+    async def choose(self, prompt: Prompt, options: Sequence[str]) -> ChoiceResult:
+        """One constrained one-token call for a selector (Chooser), counted in the usage."""
+        verdict = await self.search.engine.choose(prompt, self.conversation.images, options)
+        self.trace.usage.add_judge(verdict.prompt_tokens, verdict.cached_tokens)
+        return verdict
 
-        return await knockout(entrants, judge_round, rng)
+    def stage_pool(self, prompt: Prompt, stage: Stage, candidates: list[Candidate]) -> Pool:
+        firsts = tuple(c.as_prompt(stage.close_tag) for c in candidates)
+        return Pool(stage=stage, is_answer=stage.tag == self.params.schema.answer_tag,
+                    candidates=tuple(candidates),
+                    transcripts=tuple((*prompt, *first) for first in firsts),
+                    judge_prefix=prompt, judge_firsts=firsts,
+                    judge_shown=tuple(stage.wrap(c.text) for c in candidates),
+                    what=f"the {stage.tag} stage", criterion=stage.judge_criterion)
 
-    async def _compare(self, prefix: Prompt, firsts: list[Prompt], seconds: list[str], what: str,
-                       criterion: str, conversation: Conversation, a: int, b: int,
-                       params: SearchParams, usage: Usage) -> tuple[int, float | None]:
-        """Probability that `a` beats `b` (averaged over both presentation orders when asked)."""
-        orders = [(a, b), (b, a)] if params.judge_both_orders else [(a, b)]
-        verdicts = await asyncio.gather(*(
-            self.engine.choose(PromptBuilder.judge(prefix, firsts[x], seconds[y], what,
-                                                   criterion), conversation.images,
-                               JUDGE_OPTIONS)
-            for x, y in orders))
-        p_a = 0.0
-        for (x, _), verdict in zip(orders, verdicts, strict=True):
-            usage.add_judge(verdict.prompt_tokens, verdict.cached_tokens)
-            p_first = _first_probability(verdict.picked, verdict.logprobs)
-            p_a += p_first if x == a else 1.0 - p_first
-        p_a /= len(orders)
-        return (a, p_a) if p_a >= 0.5 else (b, 1.0 - p_a)
+    # ------------------------------------------------------------------ best-of-N
 
-    async def _best_of_n(self, conversation: Conversation, params: SearchParams) -> Trace:
-        """The paper's baseline: N complete answers sampled independently, one judged best."""
-        chains = [Trace(params.schema.name, params.schema.answer_tag)
-                  for _ in range(params.beam_width)]
-
-        async def sample_chain(i: int, trace: Trace) -> None:
-            seed = params.sampling.seed
-            chain_params = replace(params, sampling=params.sampling.with_(
-                seed=None if seed is None else seed + 104729 * i))
-            async for _ in self._stages(conversation, chain_params, trace, width=1):
-                pass
-
-        await asyncio.gather(*(sample_chain(i, t) for i, t in enumerate(chains)))
-        usage = Usage()
+    async def best_of_n(self) -> Trace:
+        """N complete answers sampled independently, then one selected among them."""
+        chains = [SearchRun(self.search, self.conversation, self.params, (*self.path, "chain", i))
+                  for i in range(self.params.beam_width)]
+        await asyncio.gather(*(chain.complete() for chain in chains))
         for chain in chains:
-            usage.merge(chain.usage)
-        prompts = PromptBuilder(self.render_chat, params.schema, params.prompted)
-        base = prompts.base(conversation)
-        firsts = [prompts.answer(base, [(stage, result.chosen) for stage, result
-                                        in zip(params.schema.stages, chain.stages, strict=False)])
-                  for chain in chains]
-        texts = [chain.tagged_text() for chain in chains]
+            self.trace.usage.merge(chain.trace.usage)
+        selection = await self.select(self.chain_pool(chains))
+        winner = chains[selection.winner]
+        self.trace.finish_reason = winner.trace.finish_reason
+        for position, stage in enumerate(winner.trace.stages):
+            per_chain = tuple(c.trace.stages[position].chosen if len(c.trace.stages) > position
+                              else NO_ANSWER for c in chains)
+            last = position == len(winner.trace.stages) - 1
+            self.trace.stages.append(StageResult(
+                stage.stage, per_chain, selection if last else Selection(selection.winner,
+                                                                          selection.method)))
+        return self.trace
 
-        outcome = await self._tournament(range(len(chains)), (), firsts, texts,
-                                         "the complete answer", FULL_ANSWER_CRITERION,
-                                         conversation, params, usage,
-                                         random.Random(params.sampling.seed))
-        winner = chains[outcome.winner]
-        trace = Trace(params.schema.name, params.schema.answer_tag, usage=usage,
-                      finish_reason=winner.finish_reason)
-        for position, stage in enumerate(winner.stages):
-            per_chain = tuple(c.stages[position].chosen if len(c.stages) > position
-                              else Candidate("", 0, float("-inf"), False) for c in chains)
-            last = position == len(winner.stages) - 1
-            trace.stages.append(StageResult(stage.name, stage.tag, per_chain, outcome.winner,
-                                            outcome.comparisons if last else ()))
-        return trace
+    async def complete(self) -> None:
+        async for _ in self.stages(1):
+            pass
 
+    @property
+    def answer(self) -> Candidate:
+        """This run's answer, as a candidate of the whole chain: the answer stage's text with
+        the chain's mean token log-probability."""
+        done = [c for s, c in self.chosen if s.tag == self.params.schema.answer_tag]
+        if not done:
+            return NO_ANSWER
+        tokens = sum(c.token_count for _, c in self.chosen)
+        total = sum(c.mean_logprob * c.token_count for _, c in self.chosen if c.token_count)
+        return Candidate(done[0].text, tokens, total / tokens if tokens else float("-inf"),
+                         done[0].closed)
 
-def _first_probability(picked: int, logprobs: list[float | None]) -> float:
-    """Probability the judge prefers the first option, from the two options' logprobs where both
-    are known, otherwise from the (greedy, constrained) pick alone."""
-    first, second = logprobs[0], logprobs[1]
-    if first is not None and second is not None:
-        hi = max(first, second)
-        e1, e2 = math.exp(first - hi), math.exp(second - hi)
-        return e1 / (e1 + e2)
-    return 1.0 if picked == 0 else 0.0
+    def chain_pool(self, chains: list[SearchRun]) -> Pool:
+        stage = self.params.schema.answer_stage
+        transcripts: list[Prompt] = []
+        for chain in chains:
+            before = [(s, c) for s, c in chain.chosen if s.tag != stage.tag]
+            answer = next((c for s, c in chain.chosen if s.tag == stage.tag), NO_ANSWER)
+            transcripts.append((*self.prompts.stage(self.base, before, stage),
+                                *answer.as_prompt(stage.close_tag)))
+        return Pool(stage=stage, is_answer=True, candidates=tuple(c.answer for c in chains),
+                    transcripts=tuple(transcripts), judge_prefix=(),
+                    judge_firsts=tuple(self.prompts.answer(self.base, c.chosen) for c in chains),
+                    judge_shown=tuple(c.trace.tagged_text() for c in chains),
+                    what="the complete answer", criterion=FULL_ANSWER_CRITERION)

@@ -22,6 +22,8 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False
+    min_tokens: int = 0  # neither EOS nor a stop string ends a completion before this many
+    ignore_eos: bool = False  # EOS does not end a completion (stop strings and caps still do)
 
     def with_(self, **changes: Any) -> Sampling:
         return replace(self, **changes)

@@ -20,6 +20,8 @@ ChatMessage = dict[str, Any]
 RenderChat = Callable[[list[ChatMessage]], str]
 
 JUDGE_OPTIONS = ("1", "2")
+VERIFY_OPTIONS = ("yes", "no")  # what the tiny model is trained to answer
+PROMPTED_VERIFY_OPTIONS = ("Yes", "No")  # what instruct models answer to a direct question
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,6 @@ class Conversation:
 
     messages: tuple[ChatMessage, ...]
     images: tuple[Any, ...] = field(default=(), compare=False)
-
-    @property
-    def question(self) -> str:
-        for message in reversed(self.messages):
-            if message["role"] == "user":
-                return "\n".join(p["text"] for p in message["content"] if p["type"] == "text")
-        return ""
 
 
 def text_part(text: str) -> dict[str, str]:
@@ -78,6 +73,24 @@ class PromptBuilder:
                     f"[Judge] {criterion} Reply 1 if the first candidate is better, "
                     "2 if the second one is: ")
         return merge_text([*prefix, *first, question])
+
+    @staticmethod
+    def verify(transcript: Prompt, stage: Stage) -> Prompt:
+        """Prompt for one pointwise check of a candidate; the answer is one constrained token,
+        yes or no. It continues the candidate's own transcript (image, question, chosen stages,
+        the candidate closed), so the prefix cache holds all of it but the question."""
+        return merge_text([*transcript, f"\n\n[Verify] Is the {stage.tag} stage above "
+                           "correct? Reply yes or no: "])
+
+    def verification(self, transcript: Prompt, stage: Stage) -> tuple[Prompt, tuple[str, str]]:
+        """The verification prompt and its (yes, no) options for this model: the trained form
+        (`verify`), or for a general instruct model (prompted mode) a direct question it can
+        answer without training, with capitalised options."""
+        if not self.prompted:
+            return self.verify(transcript, stage), VERIFY_OPTIONS
+        question = (f"\n\nCheck the {stage.open_tag} section above against the image and the "
+                    "question. Is it correct? Answer Yes or No.\nAnswer: ")
+        return merge_text([*transcript, question]), PROMPTED_VERIFY_OPTIONS
 
 
 def merge_text(parts: Sequence[PromptPart]) -> Prompt:

@@ -5,7 +5,6 @@ Everything here is a pure function of its arguments.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,9 +43,12 @@ class StageSchema:
     def tags(self) -> tuple[str, ...]:
         return tuple(s.tag for s in self.stages)
 
-    def render(self, chosen: list[tuple[Stage, str]]) -> str:
-        """The tagged text of stages chosen so far, each followed by the separator."""
-        return "".join(stage.wrap(text) + self.separator for stage, text in chosen)
+    def stage(self, tag: str) -> Stage:
+        return next(s for s in self.stages if s.tag == tag)
+
+    def tagged_text(self, stages: Sequence[tuple[str, str]]) -> str:
+        """(tag, text) pairs as one tagged answer, stages apart by the separator."""
+        return self.separator.join(self.stage(tag).wrap(text) for tag, text in stages)
 
 
 LLAVA_COT = StageSchema(
@@ -112,14 +114,3 @@ def clean_stage_text(stage: Stage, raw: str, stops: Sequence[str] = ()) -> tuple
     if text.startswith(stage.open_tag):
         text = text[len(stage.open_tag):].strip()
     return text, closed
-
-
-def parse_stages(schema: StageSchema, text: str) -> dict[str, str]:
-    """Find each stage's text in a fully tagged answer; stages that are missing are left out."""
-    found: dict[str, str] = {}
-    for stage in schema.stages:
-        match = re.search(re.escape(stage.open_tag) + r"(.*?)" + re.escape(stage.close_tag),
-                          text, flags=re.DOTALL)
-        if match:
-            found[stage.tag] = match.group(1).strip()
-    return found

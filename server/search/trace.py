@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from server.search.interface import Generation, PromptPart
+from server.search.schema import Stage, StageSchema
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,38 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class StageResult:
-    name: str
-    tag: str
-    candidates: tuple[Candidate, ...]
-    chosen_index: int
+class Selection:
+    """How one candidate was picked: by which method, after which comparisons, with which
+    per-candidate scores (verifier P("yes"), where one was asked)."""
+
+    winner: int
+    method: str  # the selector that decided, or "only" (one usable candidate), "agree" (all same)
     comparisons: tuple[Comparison, ...] = ()
+    scores: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class StageResult:
+    stage: Stage
+    candidates: tuple[Candidate, ...]
+    selection: Selection
     fallback: bool = False  # every sampled candidate failed; a greedy one was used
+
+    @property
+    def name(self) -> str:
+        return self.stage.name
+
+    @property
+    def tag(self) -> str:
+        return self.stage.tag
+
+    @property
+    def chosen_index(self) -> int:
+        return self.selection.winner
+
+    @property
+    def comparisons(self) -> tuple[Comparison, ...]:
+        return self.selection.comparisons
 
     @property
     def chosen(self) -> Candidate:
@@ -55,7 +81,8 @@ class StageResult:
 
 @dataclass
 class Usage:
-    """Token counts of one request, summed over every engine call it made."""
+    """Token counts of one request, summed over every engine call it made. `judge_*` counts
+    every selection call (judge comparisons and verifications: one constrained token each)."""
 
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -91,8 +118,7 @@ class Usage:
 
 @dataclass
 class Trace:
-    schema: str
-    answer_tag: str
+    schema: StageSchema
     stages: list[StageResult] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
@@ -100,17 +126,17 @@ class Trace:
     @property
     def answer(self) -> str:
         for stage in self.stages:
-            if stage.tag == self.answer_tag:
+            if stage.tag == self.schema.answer_tag:
                 return stage.text
         return ""
 
     @property
     def answer_tokens(self) -> int:
-        return sum(s.chosen.token_count for s in self.stages if s.tag == self.answer_tag)
+        return sum(s.chosen.token_count for s in self.stages if s.tag == self.schema.answer_tag)
 
     @property
     def path_tokens(self) -> int:
         return sum(s.chosen.token_count for s in self.stages)
 
     def tagged_text(self) -> str:
-        return "\n\n".join(f"<{s.tag}>{s.text}</{s.tag}>" for s in self.stages)
+        return self.schema.tagged_text([(s.tag, s.text) for s in self.stages])

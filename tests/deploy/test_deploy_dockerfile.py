@@ -89,10 +89,13 @@ def test_model_cache_is_on_a_volume(name: str) -> None:
     assert any(Path(v) in Path(stage.env()["HF_HOME"]).parents for v in volumes)
 
 
-def test_cpu_image_installs_the_cpu_extra_and_drops_torchvision() -> None:
+def test_cpu_image_installs_the_cpu_extra_a_matching_torchvision_and_the_tiny_model() -> None:
     runs = " ".join(i.args for i in BY_NAME["cpu"].all("RUN"))
     assert "[cpu]" in runs
-    assert "pip uninstall -y torchvision torchaudio torchcodec" in runs
+    # torchvision from the CPU index, pinned to torch's minor version; the unused ones removed
+    assert '--extra-index-url "${TORCH_INDEX_URL}" "torchvision==' in runs
+    assert "pip uninstall -y torchaudio torchcodec" in runs
+    assert "python -m tinycot install /opt/cot-server/models/tiny-cot" in runs
     assert BY_NAME["cpu"].env()["COT_SERVER_DEVICE"] == "cpu"
     # The GPU image keeps the base image's vllm: it installs the project without extras.
     assert "[gpu]" not in " ".join(i.args for i in BY_NAME["gpu"].all("RUN"))
@@ -123,7 +126,8 @@ def test_copied_sources_exist_and_are_not_dockerignored() -> None:
     for source in sources:
         assert (REPO / source).exists(), f"COPY {source}: no such file in the repository"
         assert not dockerignored(source, patterns), f"COPY {source} is excluded by .dockerignore"
-    for needed in ["server/api/health.py", "server/data/tiny_corpus.txt"]:
+    for needed in ["server/api/health.py", "tinycot/data/tiny_corpus.txt",
+                   "tinycot/data/tiny-cot-trained/model.safetensors"]:
         assert not dockerignored(needed, patterns), f"{needed} is excluded by .dockerignore"
     for private in [".git", ".venv", "models/tiny-cot", "tests/unit", "server/__pycache__"]:
         assert dockerignored(private, patterns), f"{private} would be sent to the docker daemon"

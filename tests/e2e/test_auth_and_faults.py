@@ -62,7 +62,7 @@ def test_a_dead_engine_fails_requests_with_5xx_and_the_process_exits_nonzero(tmp
     server = start_server(tmp_path / "server.log")
     try:
         results: list[httpx.Response | Exception] = []
-        body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400}
+        body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400, "min_tokens": 400}
 
         def call() -> None:
             try:

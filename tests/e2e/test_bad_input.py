@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from server.images import encode_data_url
+from server.images.decoding import encode_data_url
 from tests.conftest import shapes_image, start_server
 
 URL = "/v1/chat/completions"

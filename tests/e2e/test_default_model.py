@@ -4,9 +4,9 @@ stages by itself: every stage closed by the model, not by the server's caps."""
 import httpx
 import pytest
 
-from server.images import encode_data_url
-from server.shapes_data import held_out, is_correct
+from server.images.decoding import encode_data_url
 from tests.conftest import ServerProcess
+from tinycot.task import held_out, is_correct
 
 pytestmark = pytest.mark.e2e
 QUESTIONS = 8

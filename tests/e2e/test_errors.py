@@ -28,7 +28,7 @@ def with_image(chat_body, url):
 
 @pytest.mark.parametrize("change, param", [
     ({"beam_width": 0}, "beam_width"), ({"temperature": -1}, "temperature"),
-    ({"selector": "vote"}, "selector"), ({"max_tokens": 0}, "max_tokens"),
+    ({"selector": "coin"}, "selector"), ({"max_tokens": 0}, "max_tokens"),
     ({"messages": []}, "messages"), ({"logit_bias": {"1": 5}}, "logit_bias"),
     ({"n": 9}, "n"), ({"stage_max_tokens": {"plan": 4}}, "stage_max_tokens"),
 ])

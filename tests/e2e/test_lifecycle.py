@@ -31,20 +31,40 @@ def test_think_answer_schema_in_prompted_mode(second_server, chat_body):
     assert message["content"] == message["stages"][1]["text"]
 
 
+@pytest.mark.parametrize("selector", ["verify", "weighted_vote", "judge"])
+def test_prompted_mode_selectors_ask_their_prompted_questions(second_server, chat_body, selector):
+    body = {**chat_body, "beam_width": 3, "selector": selector, "temperature": 1.0, "seed": 2,
+            "return_trace": True, "stage_max_tokens": {"think": 8, "answer": 8}}
+    data = httpx.post(f"{second_server.base_url}{URL}", json=body, timeout=120).json()
+    stages = data["choices"][0]["message"]["stages"]
+    assert [s["tag"] for s in stages] == ["think", "answer"]
+    scored = [c["score"] for s in stages if s["selected_by"] in ("verify", "weighted_vote")
+              for c in s["candidates"] if c["text"]]
+    assert all(0.0 <= score <= 1.0 for score in scored)
+    if selector == "verify":
+        assert scored or all(s["selected_by"] == "only" for s in stages)
+
+
 def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, chat_body):
     base = second_server.base_url
-    body = {**chat_body, "beam_width": 4, "stage_max_tokens": 200}
-    results: list[int] = []
+    body = {**chat_body, "beam_width": 4, "stage_max_tokens": 600, "min_tokens": 600}
+    results: list[int | str] = []
 
     def call() -> None:
-        results.append(httpx.post(f"{base}{URL}", json=body, timeout=120).status_code)
+        try:
+            results.append(httpx.post(f"{base}{URL}", json=body, timeout=180).status_code)
+        except httpx.HTTPError as exc:  # recorded, so a failure says what happened
+            results.append(repr(exc))
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 60
-    while second_server.counter("cot_server_requests_running") < 4:  # all four are searching
-        assert time.monotonic() < deadline, "the four searches did not start"
+    # In flight is what the drain waits for: counted from the request's first byte, so this
+    # does not depend on how fast the searches are admitted; each needs seconds of forced tokens.
+    deadline = time.monotonic() + 120
+    while second_server.counter("cot_server_requests_in_flight") < 4:
+        assert not results and time.monotonic() < deadline, (
+            f"the four searches were not in flight together: {results}\n{second_server.log_tail()}")
         time.sleep(0.05)
     second_server.process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + 5
@@ -56,6 +76,6 @@ def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, c
     assert refused.status_code == 503 and refused.headers["retry-after"]
     assert refused.json()["error"]["code"] == "not_ready"
     for thread in threads:
-        thread.join(120)
-    assert results == [200, 200, 200, 200]
+        thread.join(180)
+    assert results == [200, 200, 200, 200], second_server.log_tail()
     assert second_server.process.wait(60) == 0

@@ -83,7 +83,9 @@ def _wait_idle(server, timeout=10.0) -> float:
 
 
 def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
-    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 400}
+    """`min_tokens` makes every stage run to its 1000-token cap until the context is full:
+    about 2,000 sequential decode steps of 8 candidates, far more than 1.5 s on any CPU."""
+    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 1000, "min_tokens": 1000}
     started = time.monotonic()
     try:
         httpx.post(f"{server.base_url}{URL}", json=body, timeout=1.5)
@@ -101,12 +103,12 @@ def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
 @pytest.mark.parametrize("stages_done", [0, 1, 2, 3])
 def test_disconnect_during_each_stage_aborts_all_engine_work(server, chat_body, stages_done):
     """Leave while stage `stages_done` (0: SUMMARY ... 3: CONCLUSION) is being searched. That
-    stage may take 1000 tokens per candidate (seconds of work): the engine must be idle long
-    before it could have finished."""
+    stage takes 1000 tokens per candidate (`min_tokens`: seconds of work): the engine must be
+    idle long before it could have finished."""
     tags = ["summary", "caption", "reasoning", "conclusion"]
     caps = {tag: (1000 if i == stages_done else 4) for i, tag in enumerate(tags)}
-    body = {**chat_body, "beam_width": 8, "stage_max_tokens": caps, "stream": True,
-            "return_trace": True}
+    body = {**chat_body, "beam_width": 8, "stage_max_tokens": caps, "min_tokens": 1000,
+            "stream": True, "return_trace": True}
     chosen = 0
     with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=60) as response:
         for line in response.iter_lines():
@@ -117,3 +119,12 @@ def test_disconnect_during_each_stage_aborts_all_engine_work(server, chat_body, 
     left = time.monotonic()
     assert chosen == stages_done
     assert _wait_idle(server) - left < 5
+
+
+def test_min_tokens_holds_every_stage_open_to_its_length(server, chat_body):
+    body = {**chat_body, "stage_max_tokens": 12, "min_tokens": 10, "ignore_eos": True,
+            "return_trace": True}
+    data = httpx.post(f"{server.base_url}{URL}", json=body, timeout=120).json()
+    stages = data["choices"][0]["message"]["stages"]
+    assert len(stages) == 4
+    assert all(10 <= s["candidates"][s["chosen_index"]]["tokens"] <= 12 for s in stages)

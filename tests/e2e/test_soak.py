@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import psutil
 
-from server.images import encode_data_url
+from server.images.decoding import encode_data_url
 from tests.conftest import shapes_image
 
 URL = "/v1/chat/completions"
@@ -49,8 +49,9 @@ def request_kinds(chat_body: dict) -> list[tuple[str, dict]]:
         ("bad-image", {**chat_body, "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}]}),
         ("deadline", {**chat_body, "beam_width": 4, "stage_max_tokens": 200,
-                      "timeout": 0.3}),
-        ("leave", {**chat_body, "stream": True, "beam_width": 4, "stage_max_tokens": 200}),
+                      "min_tokens": 200, "timeout": 0.3}),
+        ("leave", {**chat_body, "stream": True, "beam_width": 4, "stage_max_tokens": 200,
+                   "min_tokens": 200}),
     ]
 
 

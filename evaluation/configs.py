@@ -1,0 +1,114 @@
+"""The search configurations the evaluation compares, and their names.
+
+A configuration is one way of asking the server: no search (`greedy`), best-of-N
+(`bon-<selector>-<N>`: N whole answers, one selected at the end) or stage-level search
+(`stage-<selector>-<width>`: every stage branches into `width` candidates and the selector keeps
+one). The default set:
+
+    greedy
+    bon-{judge,verify,vote,weighted_vote}-4
+    stage-{judge,verify,vote,weighted_vote,logprob,auto}-{2,4,8}
+
+`select("...")` reads the `--configs` option: a comma-separated list of names and glob patterns
+(`stage-*-4`, `bon-*`, `*verify*`); patterns match the default set, a plain name may also be any
+valid name outside it (`bon-vote-2`, `stage-judge-16`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from typing import Any
+
+GREEDY, BEST_OF_N, STAGE = "greedy", "best_of_n", "stage"
+SELECTORS = ("judge", "verify", "vote", "weighted_vote", "logprob", "auto")
+BON_SELECTORS = ("judge", "verify", "vote", "weighted_vote")  # the default best-of-N ones
+STAGE_WIDTHS = (2, 4, 8)
+BON_WIDTH = 4
+MAX_WIDTH = 16  # the server's limit on beam_width
+PREFIX = {BEST_OF_N: "bon", STAGE: "stage"}
+_NAME = re.compile(r"^(bon|stage)-([a-z_]+)-([0-9]+)$")
+
+
+@dataclass(frozen=True)
+class Config:
+    search: str  # GREEDY, BEST_OF_N or STAGE
+    selector: str | None = None  # None for greedy
+    width: int = 1  # beam_width: candidates per stage, or best-of-N's N
+
+    @property
+    def name(self) -> str:
+        if self.search == GREEDY:
+            return "greedy"
+        return f"{PREFIX[self.search]}-{self.selector}-{self.width}"
+
+    def request_fields(self) -> dict[str, Any]:
+        """The request's search fields (beside OpenAI's)."""
+        if self.search == GREEDY:
+            return {"beam_width": 1}
+        return {"beam_width": self.width, "selector": self.selector, "search": self.search}
+
+    def sort_key(self) -> tuple[int, int, int]:
+        order = (GREEDY, BEST_OF_N, STAGE)
+        selector = SELECTORS.index(self.selector) if self.selector in SELECTORS else -1
+        return order.index(self.search), selector, self.width
+
+
+DEFAULT_CONFIGS: tuple[Config, ...] = (
+    Config(GREEDY),
+    *(Config(BEST_OF_N, s, BON_WIDTH) for s in BON_SELECTORS),
+    *(Config(STAGE, s, w) for s in SELECTORS for w in STAGE_WIDTHS),
+)
+
+
+def parse(name: str) -> Config:
+    """The configuration a name stands for; ValueError for a name that is not one."""
+    if name == "greedy":
+        return Config(GREEDY)
+    match = _NAME.match(name)
+    if not match:
+        raise ValueError(f"{name!r} is not a configuration name (greedy, bon-<selector>-<N>, "
+                         "stage-<selector>-<width>)")
+    prefix, selector, width = match.group(1), match.group(2), int(match.group(3))
+    if selector not in SELECTORS:
+        raise ValueError(f"{name!r}: unknown selector {selector!r}; known: {', '.join(SELECTORS)}")
+    if not 2 <= width <= MAX_WIDTH:
+        raise ValueError(f"{name!r}: the width must be 2 to {MAX_WIDTH}")
+    return Config(BEST_OF_N if prefix == "bon" else STAGE, selector, width)
+
+
+def try_parse(name: str) -> Config | None:
+    try:
+        return parse(name)
+    except ValueError:
+        return None
+
+
+def select(spec: str) -> list[Config]:
+    """The configurations named by a `--configs` value, in the order given (a pattern's matches
+    in the default order), without repeats; every default configuration when `spec` is empty."""
+    items = [item.strip() for item in spec.split(",") if item.strip()]
+    if not items:
+        return list(DEFAULT_CONFIGS)
+    chosen: list[Config] = []
+    for item in items:
+        if any(ch in item for ch in "*?["):
+            found = [c for c in DEFAULT_CONFIGS if fnmatch.fnmatchcase(c.name, item)]
+            if not found:
+                raise ValueError(f"{item!r} matches no configuration; the defaults are: "
+                                 + ", ".join(c.name for c in DEFAULT_CONFIGS))
+        else:
+            found = [parse(item)]
+        chosen += [c for c in found if c not in chosen]
+    return chosen
+
+
+def ordered(names: set[str] | list[str]) -> list[str]:
+    """Names in report order: greedy, best-of-N, stage search (by selector, then width); names
+    that are not configurations last."""
+    def key(name: str) -> tuple[int, tuple[int, int, int], str]:
+        config = try_parse(name)
+        return (config is None, config.sort_key() if config else (0, 0, 0), name)
+
+    return sorted(set(names), key=key)

@@ -1,0 +1,141 @@
+"""The issue's targets, each stated as met or missed from the numbers (pure logic):
+
+1. the best stage-level configuration at width 4 beats greedy by at least 10 points, McNemar
+   p < 0.01;
+2. it beats best-of-N at N = 4 with the same selector (higher accuracy, p < 0.05) at equal or
+   fewer generated tokens per question;
+3. with its selector, accuracy rises with the width: 2 -> 4 -> 8 each step up, and 8 above 2
+   with p < 0.05;
+4. the verifier (the `verify` selector, pooled over its configurations) keeps a right candidate
+   in at least 80 % of its decisive choices.
+
+"Best" is picked on the validation split when its answers are at hand (the honest way: the
+choice is not made on the numbers that then test it), otherwise on the reported split itself,
+which the report then says. A target whose configurations were not run is "not measured".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from evaluation.analysis import WIDTH, Results, bon_name, stage_name
+from evaluation.configs import BEST_OF_N, STAGE, try_parse
+from evaluation.records import wilson
+from evaluation.scoring import Paired, pooled
+
+MIN_POINTS = 10.0  # target 1: lead over greedy, percentage points
+P_GREEDY = 0.01  # target 1: McNemar p below this
+P_BEATS = 0.05  # targets 2 and 3
+VERIFIER_TARGET = 0.80  # target 4
+MET, MISSED, NOT_MEASURED = "met", "missed", "not measured"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    verdict: str  # MET, MISSED or NOT_MEASURED
+    detail: str  # the numbers behind the verdict
+
+
+def _stage_at_width(results: Results) -> list[str]:
+    return [n for n in results.configs
+            if (c := try_parse(n)) and c.search == STAGE and c.width == WIDTH]
+
+
+def _best(results: Results, names: list[str]) -> str:
+    """Highest accuracy; fewer generated tokens break a tie."""
+    return max(names, key=lambda n: (results.summaries[n].accuracy, -results.tokens(n)))
+
+
+def best_stage(results: Results, tuning: Results | None = None) -> tuple[str | None, str]:
+    """The best stage configuration at width 4, and how it was picked."""
+    candidates = _stage_at_width(results)
+    if not candidates:
+        return None, ""
+    tuned = [n for n in candidates if tuning is not None and tuning.has(n)]
+    if tuning is not None and tuned:
+        return _best(tuning, tuned), "picked as the best on the validation split"
+    return _best(results, candidates), ("picked as the best on these same numbers (no "
+                                        "validation answers), which flatters it")
+
+
+def _vs(pair: Paired, tokens_a: float, tokens_b: float) -> str:
+    return (f"{pair.a} {pair.accuracy_a:.1%} against {pair.b} {pair.accuracy_b:.1%}: "
+            f"{pair.points:+.1f} points, p = {pair.p:.2g} (McNemar, {pair.n} paired questions); "
+            f"{tokens_a:.0f} against {tokens_b:.0f} generated tokens per question")
+
+
+def versus_greedy(results: Results, best: str | None, basis: str) -> Target:
+    name = f"best stage configuration at width {WIDTH} vs greedy (≥ +{MIN_POINTS:.0f} points, " \
+           f"p < {P_GREEDY})"
+    if best is None or not results.has("greedy"):
+        return Target(name, NOT_MEASURED, f"needs greedy and a stage-*-{WIDTH} configuration")
+    pair = results.pair(best, "greedy")
+    met = pair.points >= MIN_POINTS and pair.p < P_GREEDY
+    return Target(name, MET if met else MISSED,
+                  f"{best}, {basis}: " + _vs(pair, results.tokens(best), results.tokens("greedy")))
+
+
+def versus_best_of_n(results: Results, best: str | None) -> Target:
+    name = (f"it beats best-of-{WIDTH} with the same selector (higher, p < {P_BEATS}) at ≤ its "
+            "generated tokens")
+    config = try_parse(best) if best else None
+    if best is None or config is None:
+        return Target(name, NOT_MEASURED, f"needs a stage-*-{WIDTH} configuration")
+    other = bon_name(str(config.selector), WIDTH)
+    note = ""
+    if not results.has(other):
+        runs = [n for n in results.configs
+                if (c := try_parse(n)) and c.search == BEST_OF_N and c.width == WIDTH]
+        if not runs:
+            return Target(name, NOT_MEASURED, f"needs {other}")
+        other = _best(results, runs)
+        note = f" (no {bon_name(str(config.selector), WIDTH)} was run: against the best " \
+               f"best-of-{WIDTH})"
+    pair = results.pair(best, other)
+    cheaper = results.tokens(best) <= results.tokens(other)
+    met = pair.points > 0 and pair.p < P_BEATS and cheaper
+    return Target(name, MET if met else MISSED,
+                  _vs(pair, results.tokens(best), results.tokens(other)) + note
+                  + ("" if cheaper else "; more tokens than best-of-N"))
+
+
+def width_rises(results: Results, best: str | None) -> Target:
+    config = try_parse(best) if best else None
+    selector = config.selector if config else None
+    name = (f"accuracy rises 2 → 4 → 8 for the best selector{f' ({selector})' if selector else ''}"
+            f" (each step up, 8 vs 2 p < {P_BEATS})")
+    names = [stage_name(str(selector), w) for w in (2, 4, 8)]
+    if selector is None or not results.has(*names):
+        return Target(name, NOT_MEASURED, "needs " + ", ".join(names))
+    two, four, eight = names
+    up_4, up_8, overall = (results.pair(four, two), results.pair(eight, four),
+                           results.pair(eight, two))
+    met = up_4.points > 0 and up_8.points > 0 and overall.p < P_BEATS
+    accuracy = " → ".join(f"{results.summaries[n].accuracy:.1%}" for n in names)
+    tokens = " → ".join(f"{results.tokens(n):.0f}" for n in names)
+    return Target(name, MET if met else MISSED,
+                  f"stage-{selector}-2/4/8: {accuracy} ({tokens} generated tokens per question);"
+                  f" 4 vs 2 {up_4.points:+.1f} points (p = {up_4.p:.2g}), 8 vs 4 "
+                  f"{up_8.points:+.1f} (p = {up_8.p:.2g}), 8 vs 2 {overall.points:+.1f} "
+                  f"(p = {overall.p:.2g})")
+
+
+def verifier(results: Results) -> Target:
+    name = f"the verifier's accuracy on decisive choices (≥ {VERIFIER_TARGET:.0%})"
+    runs = [n for n in results.configs if (c := try_parse(n)) and c.selector == "verify"]
+    tally = pooled(results.selection[n].all_decisive for n in runs)
+    if tally.accuracy is None:
+        return Target(name, NOT_MEASURED, "no decisive choice by a verify configuration"
+                      if runs else "needs a verify configuration")
+    low, high = wilson(tally.right, tally.n)
+    return Target(name, MET if tally.accuracy >= VERIFIER_TARGET else MISSED,
+                  f"kept a right candidate in {tally.right} of {tally.n} decisive choices "
+                  f"({tally.accuracy:.1%}, 95 % interval {low:.1%}–{high:.1%}), pooled over "
+                  + ", ".join(runs))
+
+
+def targets(results: Results, tuning: Results | None = None) -> list[Target]:
+    best, basis = best_stage(results, tuning)
+    return [versus_greedy(results, best, basis), versus_best_of_n(results, best),
+            width_rises(results, best), verifier(results)]

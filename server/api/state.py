@@ -1,0 +1,72 @@
+"""The server's process-wide state, typed: the settings, the singletons the lifespan builds, and
+an explicit readiness state. One `ServerState` per app (`app.state.server`); nothing per request
+lives here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from server.api.admission import Admission
+from server.api.serving import ChatService
+from server.config import Settings
+from server.metrics import Metrics
+
+
+class Readiness(StrEnum):
+    LOADING = "loading"  # the engine is starting; /ready is 503
+    READY = "ready"  # taking requests
+    DRAINING = "draining"  # SIGTERM: in-flight requests finish, new ones get 503
+    FAILED = "engine_dead"  # the engine failed to start or died; the process exits
+
+
+@dataclass
+class Lifecycle:
+    """Readiness and the chat completions in flight (streaming ones included), which the drain
+    on shutdown waits for. Transitions: LOADING -> READY -> DRAINING, or -> FAILED from any."""
+
+    readiness: Readiness = Readiness.LOADING
+    active: int = 0
+    request_exit: Callable[[], None] = field(default=lambda: None)
+
+    @property
+    def ready(self) -> bool:
+        return self.readiness is Readiness.READY
+
+    @property
+    def failed(self) -> bool:
+        return self.readiness is Readiness.FAILED
+
+    @property
+    def draining(self) -> bool:
+        return self.readiness is Readiness.DRAINING
+
+    def serve(self) -> None:
+        if self.readiness is Readiness.LOADING:
+            self.readiness = Readiness.READY
+
+    def drain(self) -> None:
+        if self.readiness is not Readiness.FAILED:
+            self.readiness = Readiness.DRAINING
+
+    def fail(self) -> None:
+        self.readiness = Readiness.FAILED
+        self.request_exit()
+
+
+@dataclass
+class ServerState:
+    settings: Settings
+    metrics: Metrics
+    admission: Admission
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    engine: Any = None  # the engine adapter, once loaded
+    chat: ChatService | None = None  # the chat service, once the engine is loaded
+
+
+def server_state(app: Any) -> ServerState:
+    """The typed state of a FastAPI / Starlette app built by `create_app`."""
+    state: ServerState = app.state.server
+    return state

@@ -1,0 +1,74 @@
+"""What one search is asked to do: its shape, its selector, its caps and sampling, and the one
+rule by which every seed of a request is derived. Pure data; no engine, no HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from server.search.interface import Sampling
+from server.search.schema import Stage, StageSchema
+
+SEED_LIMIT = 2**63  # seeds stay in vLLM's (and OpenAI's) signed 64-bit range
+
+
+class Selector(StrEnum):
+    """How one candidate is picked out of several (a stage's candidates, or best-of-N's chains).
+    The names are the API's `selector` values."""
+
+    JUDGE = "judge"  # pairwise knockout judged by the model (the paper's method)
+    VERIFY = "verify"  # pointwise: P("yes") to a verification question about each candidate
+    VOTE = "vote"  # self-consistency: the most common answer, or the consensus text
+    WEIGHTED_VOTE = "weighted_vote"  # answers weighted by their verifier scores
+    LOGPROB = "logprob"  # highest mean token log-probability, no extra call
+    AUTO = "auto"  # no call when the candidates agree, a vote when it is decisive, else verify
+
+
+class SearchShape(StrEnum):
+    """Where the search branches: at every stage, or only over whole answers."""
+
+    STAGE = "stage"  # stage-level beam search: branch -> select -> append, stage by stage
+    BEST_OF_N = "best_of_n"  # N complete answers, one selected at the end (the paper's baseline)
+
+
+def derive_seed(seed: int | None, *path: int | str) -> int | None:
+    """The seed of one part of a request (a choice, a chain, a stage, a sample), from the
+    request's seed and the part's path. Distinct paths get unrelated seeds; the same path always
+    the same one. The only place seeds are derived."""
+    if seed is None:
+        return None
+    digest = hashlib.blake2b(repr((seed, *path)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % SEED_LIMIT
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    schema: StageSchema
+    beam_width: int = 1
+    selector: Selector = Selector.JUDGE
+    shape: SearchShape = SearchShape.STAGE
+    stage_max_tokens: Mapping[str, int] = field(default_factory=dict)
+    default_stage_max_tokens: int = 128
+    max_tokens: int | None = None  # budget for the returned path (all chosen stages)
+    sampling: Sampling = field(default_factory=Sampling)
+    stop: tuple[str, ...] = ()  # the caller's stop strings, applied to the answer stage
+    judge_both_orders: bool = True
+    prompted: bool = False
+
+    @property
+    def branching(self) -> bool:
+        return self.beam_width > 1
+
+    @property
+    def wants_logprobs(self) -> bool:
+        """Logprobs cost about a quarter of decode time on the CPU: only when a selector reads
+        them (logprob itself, and vote, verify and auto to break ties)."""
+        return self.branching and self.selector != Selector.JUDGE
+
+    def stage_cap(self, stage: Stage) -> int:
+        return self.stage_max_tokens.get(stage.tag, self.default_stage_max_tokens)
+
+    def seed(self, *path: int | str) -> int | None:
+        return derive_seed(self.sampling.seed, *path)

@@ -1,0 +1,53 @@
+"""Configuration names, the default set and `--configs` selection (globs included)."""
+
+import pytest
+
+from evaluation.configs import DEFAULT_CONFIGS, Config, ordered, parse, select
+
+
+def names(configs):
+    return [c.name for c in configs]
+
+
+def test_the_default_set():
+    all_names = names(DEFAULT_CONFIGS)
+    assert len(all_names) == len(set(all_names)) == 1 + 4 + 6 * 3
+    assert all_names[:5] == ["greedy", "bon-judge-4", "bon-verify-4", "bon-vote-4",
+                             "bon-weighted_vote-4"]
+    assert {"stage-judge-2", "stage-verify-4", "stage-logprob-8", "stage-auto-4",
+            "stage-weighted_vote-8"} <= set(all_names)
+
+
+def test_names_parse_to_request_fields():
+    assert parse("greedy").request_fields() == {"beam_width": 1}
+    assert parse("bon-vote-4").request_fields() == {"beam_width": 4, "selector": "vote",
+                                                    "search": "best_of_n"}
+    assert parse("stage-weighted_vote-8").request_fields() == {
+        "beam_width": 8, "selector": "weighted_vote", "search": "stage"}
+    assert parse("stage-judge-16") == Config("stage", "judge", 16)
+    for bad in ("bon-best-4", "stage-judge-1", "stage-judge-17", "judge-4", "stage-judge-x"):
+        with pytest.raises(ValueError):
+            parse(bad)
+
+
+def test_configs_are_selected_by_names_and_globs():
+    assert select("") == list(DEFAULT_CONFIGS)
+    assert names(select("stage-*-4")) == [f"stage-{s}-4" for s in (
+        "judge", "verify", "vote", "weighted_vote", "logprob", "auto")]
+    assert names(select("greedy, bon-*")) == ["greedy", "bon-judge-4", "bon-verify-4",
+                                              "bon-vote-4", "bon-weighted_vote-4"]
+    assert names(select("*verify-?")) == ["bon-verify-4", "stage-verify-2", "stage-verify-4",
+                                          "stage-verify-8"]
+    # a plain name outside the default set, the given order kept, no repeats
+    assert names(select("bon-vote-2,greedy,stage-verify-2,greedy,stage-verify-[2]")) == [
+        "bon-vote-2", "greedy", "stage-verify-2"]
+    with pytest.raises(ValueError, match="matches no configuration"):
+        select("beam-*")
+    with pytest.raises(ValueError):
+        select("greedy,nonsense")
+
+
+def test_report_order():
+    assert ordered({"stage-vote-2", "greedy", "x", "bon-judge-4", "stage-judge-8",
+                    "stage-judge-2"}) == ["greedy", "bon-judge-4", "stage-judge-2",
+                                          "stage-judge-8", "stage-vote-2", "x"]

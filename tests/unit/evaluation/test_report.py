@@ -1,0 +1,63 @@
+"""The Markdown report from hand-written answers: its sections, the reproduce command, the
+auto table, and the hand-written notes that survive regeneration."""
+
+from pathlib import Path
+
+from evaluation.analysis import analyse
+from evaluation.configs import DEFAULT_CONFIGS
+from evaluation.report import (
+    NOTES_MARKER,
+    RunInfo,
+    configs_option,
+    keep_notes,
+    markdown,
+    reproduce_command,
+)
+from evaluation.targets import targets
+from tests.unit.evaluation.fakes import answer, answers
+
+INFO = RunInfo(split="test", dataset_split="held-out", seed=3, model="tiny-cot",
+               base_url="http://127.0.0.1:8000", concurrency=8, out="docs/evaluation.md",
+               answers_file="evaluation.test.answers.jsonl", configs="greedy,stage-auto-4")
+
+
+def _auto(i: int) -> object:
+    return answer("stage-auto-4", i, True, trace=[
+        {"tag": "CAPTION", "by": "agree" if i % 2 else "verify", "chosen": 0,
+         "right": [True, True] if i % 2 else [True, False], "pairs": []},
+        {"tag": "CONCLUSION", "by": "vote", "chosen": 1, "right": [True, False, False],
+         "pairs": []}])
+
+
+def test_the_report_has_every_section():
+    results = analyse(answers("greedy", range(2), n=4) + [_auto(i) for i in range(4)])
+    text = markdown(results, targets(results), INFO, "evaluation.png")
+    assert text.startswith("# Does the search pay?")
+    assert ("    python -m evaluation --base-url http://127.0.0.1:8000 --model tiny-cot --split "
+            "test --questions 4 --seed 3 --concurrency 8 --out docs/evaluation.md --configs "
+            "greedy,stage-auto-4") in text
+    assert "| greedy | 4 | 50.0% |" in text and "| stage-auto-4 | 4 | 100.0% |" in text
+    assert "![accuracy against generated tokens per question](evaluation.png)" in text
+    # CAPTION: 2 decisive (verify kept the right one), CONCLUSION: 4 decisive, all lost
+    assert "| stage-auto-4 | 100.0% (2/2) | 0.0% (0/4) | 33.3% (2/6) | – |" in text
+    assert "| stage-auto-4 | agree 2, verify 2 | vote 4 | verify 100.0% (2/2), vote 0.0% (0/4) |" \
+        in text
+    assert "| stage-auto-4 | greedy | stage search against no search | 4 |" in text
+    assert "## Targets" in text and "**missed** — best stage configuration" in text
+    assert "**not measured** — the verifier's accuracy" in text
+
+
+def test_the_reproduce_command_names_configs_only_when_not_the_default_set():
+    assert configs_option([c.name for c in DEFAULT_CONFIGS]) == ""
+    assert configs_option(["greedy", "bon-vote-2"]) == "greedy,bon-vote-2"
+    command = reproduce_command(RunInfo(**{**INFO.__dict__, "configs": "", "split":
+                                           "validation"}), 200)
+    assert command.endswith("--split validation --questions 200 --seed 3 --concurrency 8 "
+                            "--out docs/evaluation.md")
+
+
+def test_hand_written_notes_survive_regeneration(tmp_path: Path):
+    out = tmp_path / "evaluation.md"
+    assert keep_notes(out) == NOTES_MARKER + "\n"
+    out.write_text(f"# old table\n{NOTES_MARKER}\nThe judge is weak.\n")
+    assert keep_notes(out) == f"{NOTES_MARKER}\nThe judge is weak.\n"

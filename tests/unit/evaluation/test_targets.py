@@ -1,0 +1,117 @@
+"""The targets section's verdicts: met, missed or not measured, from hand-written answers."""
+
+from evaluation.analysis import analyse, planned_pairs
+from evaluation.scoring import mcnemar_p
+from evaluation.targets import (
+    MET,
+    MISSED,
+    NOT_MEASURED,
+    best_stage,
+    targets,
+    verifier,
+    versus_best_of_n,
+    versus_greedy,
+    width_rises,
+)
+from tests.unit.evaluation.fakes import answer, answers
+
+GREEDY = answers("greedy", range(50), tokens=10)  # 50 of 100 right
+
+
+def test_best_stage_configuration_against_greedy():
+    # +10 points exactly (10 questions only it got right), p = 2/1024: met
+    results = analyse(GREEDY + answers("stage-verify-4", range(60)))
+    best, basis = best_stage(results)
+    assert best == "stage-verify-4" and "same numbers" in basis
+    target = versus_greedy(results, best, basis)
+    assert target.verdict == MET and "+10.0 points" in target.detail
+    # +9 points: missed however small p is
+    results = analyse(GREEDY + answers("stage-verify-4", range(59)))
+    assert versus_greedy(results, *best_stage(results)).verdict == MISSED
+    # +10 points but 20 against 10 discordant questions: p = 0.099, missed
+    right = set(range(40)) | set(range(60, 70))
+    results = analyse(answers("greedy", right) + answers("stage-verify-4", range(60)))
+    target = versus_greedy(results, *best_stage(results))
+    assert target.verdict == MISSED and f"p = {mcnemar_p(20, 10):.2g}" in target.detail
+    # nothing to compare
+    assert versus_greedy(analyse(GREEDY), None, "").verdict == NOT_MEASURED
+    assert versus_greedy(analyse(answers("stage-vote-4", range(9))),
+                         "stage-vote-4", "").verdict == NOT_MEASURED
+
+
+def test_the_best_is_picked_on_the_validation_split_when_there_is_one():
+    test = analyse(GREEDY + answers("stage-verify-4", range(80))
+                   + answers("stage-vote-4", range(70)))
+    assert best_stage(test)[0] == "stage-verify-4"
+    tuning = analyse(answers("stage-verify-4", range(40)) + answers("stage-vote-4", range(60)))
+    best, basis = best_stage(test, tuning)
+    assert best == "stage-vote-4" and "validation" in basis
+    # equal accuracy: fewer generated tokens wins
+    tied = analyse(answers("stage-judge-4", range(5), tokens=90)
+                   + answers("stage-logprob-4", range(5), tokens=40))
+    assert best_stage(tied)[0] == "stage-logprob-4"
+
+
+def test_stage_search_against_best_of_n():
+    stage = answers("stage-vote-4", range(70), tokens=300)
+    results = analyse(stage + answers("bon-vote-4", range(55), tokens=320))
+    assert versus_best_of_n(results, "stage-vote-4").verdict == MET  # 15 vs 0, fewer tokens
+    results = analyse(stage + answers("bon-vote-4", range(55), tokens=250))
+    target = versus_best_of_n(results, "stage-vote-4")
+    assert target.verdict == MISSED and "more tokens" in target.detail
+    results = analyse(stage + answers("bon-vote-4", range(68), tokens=320))
+    assert versus_best_of_n(results, "stage-vote-4").verdict == MISSED  # 2 vs 0: p = 0.5
+    # no best-of-N with auto: against the best best-of-N at 4, and said so
+    results = analyse(answers("stage-auto-4", range(70), tokens=300)
+                      + answers("bon-judge-4", range(40), tokens=320)
+                      + answers("bon-vote-4", range(50), tokens=320))
+    target = versus_best_of_n(results, "stage-auto-4")
+    assert target.verdict == MET and "bon-vote-4" in target.detail
+    assert "no bon-auto-4" in target.detail
+    assert versus_best_of_n(analyse(stage), "stage-vote-4").verdict == NOT_MEASURED
+
+
+def test_accuracy_rising_with_the_width():
+    base = answers("stage-judge-2", range(50)) + answers("stage-judge-4", range(56))
+    results = analyse(base + answers("stage-judge-8", range(60)))
+    assert width_rises(results, "stage-judge-4").verdict == MET  # 10 vs 0 from 2 to 8
+    results = analyse(base + answers("stage-judge-8", range(55)))
+    assert width_rises(results, "stage-judge-4").verdict == MISSED  # 8 below 4
+    results = analyse(answers("stage-judge-2", range(50)) + answers("stage-judge-4", range(51))
+                      + answers("stage-judge-8", range(52)))
+    assert width_rises(results, "stage-judge-4").verdict == MISSED  # rises, but p = 0.5
+    assert width_rises(analyse(base), "stage-judge-4").verdict == NOT_MEASURED
+
+
+def _decisive(config: str, kept: int, of: int) -> list:
+    """`of` questions with one decisive CAPTION choice each, `kept` of them right."""
+    return [answer(config, i, True, trace=[
+        {"tag": "CAPTION", "by": "verify", "chosen": 0 if i < kept else 1,
+         "right": [True, False], "pairs": []},
+        {"tag": "CONCLUSION", "by": "verify", "chosen": 0, "right": [True, True],
+         "pairs": []}]) for i in range(of)]
+
+
+def test_the_verifier_on_decisive_choices():
+    target = verifier(analyse(_decisive("stage-verify-4", 6, 8) + _decisive("bon-verify-4", 2, 2)))
+    assert target.verdict == MET and "8 of 10" in target.detail  # 80 %: the target itself
+    assert verifier(analyse(_decisive("stage-verify-2", 7, 10))).verdict == MISSED
+    # weighted_vote also asks the verifier, but the target is the verify selector's
+    assert verifier(analyse(_decisive("stage-weighted_vote-4", 10, 10))).verdict == NOT_MEASURED
+    assert verifier(analyse(answers("stage-verify-4", range(3), n=3))).verdict == NOT_MEASURED
+
+
+def test_all_four_targets_in_order():
+    found = targets(analyse(GREEDY))
+    assert len(found) == 4 and all(t.verdict == NOT_MEASURED for t in found)
+
+
+def test_planned_pairs():
+    pairs = planned_pairs(["greedy", "bon-verify-4", "bon-vote-4", "stage-verify-2",
+                           "stage-verify-4", "stage-verify-8", "stage-vote-4", "stage-auto-4"])
+    assert [(a, b) for a, b, _ in pairs] == [
+        ("stage-verify-4", "greedy"), ("stage-vote-4", "greedy"), ("stage-auto-4", "greedy"),
+        ("bon-verify-4", "greedy"), ("bon-vote-4", "greedy"),
+        ("stage-verify-4", "bon-verify-4"), ("stage-vote-4", "bon-vote-4"),
+        ("stage-verify-4", "stage-verify-2"), ("stage-verify-8", "stage-verify-4"),
+        ("stage-verify-8", "stage-verify-2")]

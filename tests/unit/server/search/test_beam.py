@@ -1,0 +1,237 @@
+"""The stage-level search loop over a deterministic FAKE engine (pure orchestration logic)."""
+
+import asyncio
+import itertools
+
+import pytest
+
+from server.search.beam import StageChosen, StageSearch
+from server.search.interface import PromptTooLong, Sampling
+from server.search.params import SearchParams, SearchShape
+from server.search.prompts import Conversation
+from server.search.schema import LLAVA_COT, THINK_ANSWER
+from server.search.trace import Trace
+from tests.unit.server.search.fake_engine import FakeEngine, render_chat_fake
+
+CONV = Conversation(({"role": "user", "content": [{"type": "image"},
+                                                   {"type": "text", "text": "How many?"}]},),
+                    ("IMAGE",))
+
+
+async def run(engine, params) -> tuple[list[StageChosen], Trace]:
+    events = [e async for e in StageSearch(engine, render_chat_fake).run(CONV, params)]
+    return events[:-1], events[-1]
+
+
+def params(**kw) -> SearchParams:
+    kw.setdefault("sampling", Sampling(temperature=0.6, top_p=0.9))
+    return SearchParams(schema=LLAVA_COT, **kw)
+
+
+async def test_greedy_walks_every_stage_with_one_call_each():
+    engine = FakeEngine()
+    events, trace = await run(engine, params(beam_width=1, sampling=Sampling()))
+    assert [e.result.tag for e in events] == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
+    assert len(engine.generate_calls) == 4 and not engine.choose_calls
+    assert trace.answer == "CONCLUSION candidate 0"
+    # each stage's prompt extends the previous one byte for byte (prefix-cache friendly)
+    prompts = [p for p, _ in engine.generate_calls]
+    for before, after in itertools.pairwise(prompts):
+        assert after.startswith(before.rsplit("<", 1)[0])
+    assert prompts[1].endswith("<SUMMARY>SUMMARY candidate 0</SUMMARY>\n\n<CAPTION>")
+    stops = [s.stop for _, s in engine.generate_calls]
+    assert stops[0] == ("</SUMMARY>",)
+
+
+async def test_judge_beam_of_4_branches_once_per_stage_and_judges_n_minus_1_pairs():
+    best = lambda stage, sampling, i: f"{stage} best" if i == 2 else f"{stage} plain {i}"  # noqa: E731
+    engine = FakeEngine(script=best)
+    _, trace = await run(engine, params(beam_width=4))
+    assert len(engine.generate_calls) == 4
+    assert all(s.n == 4 for _, s in engine.generate_calls)
+    for stage in trace.stages:
+        assert len(stage.candidates) == 4
+        assert len(stage.comparisons) == 3
+        assert stage.chosen_index == 2
+    assert len(engine.choose_calls) == 4 * 3 * 2  # both orders of each comparison
+    # every judge prompt extends its stage's branch prompt (served from the prefix cache)
+    branch_prompts = [p for p, _ in engine.generate_calls]
+    assert all(any(j.startswith(b) for b in branch_prompts) for j in engine.choose_calls)
+    assert not any(s.logprobs for _, s in engine.generate_calls)  # the judge does not read them
+    assert trace.answer == "CONCLUSION best"
+    usage = trace.usage
+    assert usage.candidate_tokens == sum(c.token_count for s in trace.stages
+                                         for c in s.candidates)
+    assert usage.judge_tokens == len(engine.choose_calls)
+    assert usage.completion_tokens == usage.candidate_tokens + usage.judge_tokens
+
+
+async def test_logprob_selector_makes_no_judge_calls():
+    engine = FakeEngine()
+    _, trace = await run(engine, params(beam_width=3, selector="logprob"))
+    assert not engine.choose_calls
+    assert all(s.logprobs for _, s in engine.generate_calls)
+    assert all(s.chosen_index == 0 for s in trace.stages)  # fake gives candidate 0 the best
+
+
+async def test_auto_skips_the_judge_when_candidates_agree():
+    engine = FakeEngine(script=lambda stage, s, i: "same answer")
+    _, trace = await run(engine, params(beam_width=4, selector="auto"))
+    assert not engine.choose_calls
+    assert len(trace.stages) == 4
+
+
+async def test_all_empty_candidates_fall_back_to_one_greedy_candidate():
+    def script(stage, sampling, i):
+        return "" if sampling.temperature > 0 else "greedy"
+    engine = FakeEngine(script=script)
+    _, trace = await run(engine, params(beam_width=4))
+    assert all(s.fallback and s.text == "greedy" for s in trace.stages)
+    assert len(engine.generate_calls) == 8
+
+
+async def test_model_that_never_closes_gets_its_stage_closed_and_continues():
+    engine = FakeEngine(script=lambda stage, s, i: "word " * 50)
+    _, trace = await run(engine, params(beam_width=2, default_stage_max_tokens=5))
+    assert len(trace.stages) == 4
+    assert all(not s.chosen.closed for s in trace.stages)
+    assert trace.finish_reason == "stop"
+
+
+async def test_budget_ending_before_the_answer_reports_length():
+    engine = FakeEngine(script=lambda stage, s, i: "word " * 50)
+    _, trace = await run(engine, params(beam_width=1, default_stage_max_tokens=5, max_tokens=12))
+    assert [s.tag for s in trace.stages] == ["SUMMARY", "CAPTION", "REASONING"]
+    assert trace.path_tokens <= 12
+    assert trace.finish_reason == "length"
+
+
+async def test_user_stop_strings_apply_to_the_answer_stage_only():
+    engine = FakeEngine()
+    await run(engine, params(beam_width=1, stop=("END",)))
+    stops = [s.stop for _, s in engine.generate_calls]
+    assert stops[-1] == ("</CONCLUSION>", "END") and "END" not in stops[0]
+
+
+async def test_think_answer_schema_has_two_stages():
+    engine = FakeEngine()
+    _, trace = await run(engine, SearchParams(schema=THINK_ANSWER, beam_width=1))
+    assert [s.tag for s in trace.stages] == ["think", "answer"]
+    assert trace.answer == "answer candidate 0"
+
+
+async def test_best_of_n_samples_whole_chains_then_judges_once():
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} seed {s.seed}")
+    events, trace = await run(engine, params(beam_width=3, shape=SearchShape.BEST_OF_N,
+                                             sampling=Sampling(temperature=0.6, seed=5)))
+    assert not events  # no stage is final before the end
+    assert len(engine.generate_calls) == 3 * 4
+    assert all(s.n == 1 for _, s in engine.generate_calls)
+    assert len(trace.stages) == 4
+    assert all(len(s.candidates) == 3 for s in trace.stages)
+    assert len(trace.stages[-1].comparisons) == 2
+    assert "complete answer" in engine.choose_calls[0]
+
+
+async def test_prompt_too_long_at_the_first_stage_is_raised():
+    class TooLong(FakeEngine):
+        async def generate(self, prompt, images, sampling):
+            raise PromptTooLong("prompt has 9000 tokens, the context 2048")
+    with pytest.raises(PromptTooLong):
+        await run(TooLong(), params())
+
+
+async def test_cancelling_the_search_cancels_every_outstanding_engine_call():
+    engine = FakeEngine(delay=10)
+    task = asyncio.create_task(run(engine, params(beam_width=4, shape=SearchShape.BEST_OF_N)))
+    await asyncio.sleep(0.05)
+    assert engine.in_flight == 4
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert engine.in_flight == 0
+
+
+async def test_verify_scores_each_candidate_on_its_own_transcript_and_picks_the_best():
+    best = lambda stage, sampling, i: f"{stage} best" if i == 1 else f"{stage} plain {i}"  # noqa: E731
+    engine = FakeEngine(script=best)
+    _, trace = await run(engine, params(beam_width=4, selector="verify"))
+    assert len(engine.choose_calls) == 4 * 4  # one verification per candidate, no pairs
+    branch_prompts = [p for p, _ in engine.generate_calls]
+    for stage in trace.stages:
+        assert stage.chosen_index == 1 and stage.selection.method == "verify"
+        assert stage.selection.scores == pytest.approx((0.2, 0.9, 0.2, 0.2))
+        for candidate in stage.candidates:  # each verification continues its candidate
+            transcript = f"<{stage.tag}>{candidate.text}</{stage.tag}>\n\n[Verify]"
+            assert sum(transcript in call for call in engine.choose_calls) == 1
+    assert all(any(call.startswith(b) for b in branch_prompts) for call in engine.choose_calls)
+    assert all(s.logprobs for _, s in engine.generate_calls)  # ties fall back to logprobs
+    assert trace.usage.judge_tokens == 16
+
+
+async def test_vote_takes_the_most_common_answer_and_the_consensus_before_it():
+    answers = ["3", "4", "three.", "4"]
+    def script(stage, sampling, i):
+        if stage == "CONCLUSION":
+            return answers[i]
+        return ["red circle", "red circle left", "blue", "red circle"][i]
+    engine = FakeEngine(script=script)
+    _, trace = await run(engine, params(beam_width=4, selector="vote"))
+    assert not engine.choose_calls  # voting asks the engine nothing
+    assert trace.stages[0].text == "red circle"  # the text closest to the others
+    # "3" and "4" have two votes each; candidate 0 has the best logprob in the fake
+    assert trace.answer == "3" and trace.stages[-1].selection.method == "vote"
+
+
+async def test_weighted_vote_weighs_answers_by_the_verifier():
+    answers = ["4", "4", "3 right", "3 right"]
+    engine = FakeEngine(script=lambda stage, s, i: answers[i] if stage == "CONCLUSION"
+                        else f"{stage} {i}")
+    _, trace = await run(engine, params(beam_width=4, selector="weighted_vote"))
+    assert trace.answer == "3 right"  # 2 x 0.9 beats 2 x 0.2
+    assert trace.stages[-1].selection.method == "weighted_vote"
+
+
+async def test_auto_votes_on_a_clear_majority_and_verifies_a_split():
+    def script(stage, sampling, i):
+        if stage == "CONCLUSION":
+            return ["2", "2", "two", "5"][i]
+        return ["x best", "y", "z", "w"][i] if stage == "CAPTION" else "same"
+    engine = FakeEngine(script=script)
+    _, trace = await run(engine, params(beam_width=4, selector="auto"))
+    methods = [s.selection.method for s in trace.stages]
+    assert methods == ["agree", "verify", "agree", "vote"]
+    assert trace.stages[1].text == "x best" and trace.answer == "2"
+    assert len(engine.choose_calls) == 4  # only the split caption stage was verified
+
+
+@pytest.mark.parametrize("selector", ["verify", "vote", "weighted_vote", "logprob", "auto"])
+async def test_best_of_n_selects_whole_chains_with_every_selector(selector):
+    params_ = params(beam_width=3, shape=SearchShape.BEST_OF_N, selector=selector,
+                     sampling=Sampling(temperature=0.6, seed=11))
+    right = {params_.seed("chain", 1, "stage", k) for k in range(4)}  # chain 1 of 3 is right
+    engine = FakeEngine(script=lambda stage, s, i: (
+        f"{stage} right" if s.seed in right else f"{stage} wrong"))
+    _, trace = await run(engine, params_)
+    assert len(engine.generate_calls) == 3 * 4 and len(trace.stages[-1].candidates) == 3
+    verifications = [c for c in engine.choose_calls if "[Verify]" in c]
+    if selector in ("verify", "weighted_vote"):
+        assert len(verifications) == 3
+        assert all(c.count("</CONCLUSION>") == 1 and c.count("<SUMMARY>") == 1
+                   for c in verifications)  # each verifies its own whole chain
+    else:
+        assert not engine.choose_calls
+    # vote, and auto on its clear 2-of-3 majority, trust the wrong pair; logprob the first chain
+    expected = "CONCLUSION right" if selector in ("verify", "weighted_vote") else "CONCLUSION wrong"
+    assert trace.answer == expected
+
+
+async def test_a_selection_prompt_too_long_for_the_context_falls_back_to_logprob():
+    class ShortContext(FakeEngine):
+        async def choose(self, prompt, images, options):
+            raise PromptTooLong("judge prompt has 2805 tokens, the context 2048")
+    engine = ShortContext()
+    _, trace = await run(engine, params(beam_width=3, selector="judge"))
+    assert len(trace.stages) == 4 and trace.finish_reason == "stop"
+    assert all(s.selection.method == "logprob (context full)" for s in trace.stages)
+    assert all(s.chosen_index == 0 for s in trace.stages)  # the fake's best logprob

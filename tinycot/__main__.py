@@ -1,0 +1,3 @@
+from tinycot.cli import main
+
+main()

@@ -1,0 +1,47 @@
+"""`python -m tinycot` (or `cot-tiny-model`): write, build, retrain and report on the tiny
+default model. Argument parsing only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+DEFAULT_DIR = "models/tiny-cot"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tinycot", description="The tiny offline default model: a 2-6 M "
+        "parameter Idefics3 VLM that answers questions about pictures of coloured shapes in "
+        "the four LLaVA-CoT stages. The server loads it like any checkpoint.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="Write the shipped trained weights.",
+                                  description="Copy the shipped trained model (package data, "
+                                  "about 5 MB) into DIRECTORY.")
+    install.add_argument("directory", nargs="?", default=DEFAULT_DIR)
+    random = commands.add_parser("build-random", help="Build the same kind of model untrained.",
+                                 description="Build, deterministically and in seconds, an "
+                                 "untrained tiny model (random weights): shows the plumbing.")
+    random.add_argument("directory", nargs="?", default=DEFAULT_DIR)
+    commands.add_parser("train", help="Retrain from scratch (python -m tinycot.train --help).",
+                        add_help=False)
+    commands.add_parser("report", help="Write the training report "
+                        "(python -m tinycot.report --help).", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("train", "report"):  # their own parsers take the rest
+        if argv[0] == "train":
+            from tinycot.train import main as train
+            train(argv[1:])
+        else:
+            from tinycot.report import main as report
+            report(argv[1:])
+        return
+    args = build_parser().parse_args(argv)
+    from tinycot.model import build_random_model, install_trained_model
+
+    write = build_random_model if args.command == "build-random" else install_trained_model
+    print(write(args.directory))
