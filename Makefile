@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 MODEL_DIR ?= models/tiny-cot
+# The name clients send in `model` (README, `make eval`, loadtest examples use it).
+MODEL_NAME ?= tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -32,7 +34,8 @@ tiny-model: $(VENV)/.installed-cpu
 	$(BIN)/python -m tinycot report $(MODEL_DIR) --out docs/training.md
 
 serve: $(VENV)/.installed-cpu $(MODEL_DIR)/config.json
-	$(BIN)/cot-server serve --model $(MODEL_DIR) --host $(HOST) --port $(PORT)
+	$(BIN)/cot-server serve --model $(MODEL_DIR) --served-model-name $(MODEL_NAME) \
+		--host $(HOST) --port $(PORT) $(SERVE_ARGS)
 
 test: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m pytest -q
@@ -52,7 +55,7 @@ bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 # Resumable (run it again to carry on); EVAL_ARGS='--split validation' for the tuning split,
 # EVAL_ARGS="--configs 'stage-*-4'" for a subset; `python -m evaluation --help` for the rest.
 eval: $(VENV)/.installed-dev
-	$(BIN)/python -m evaluation --base-url http://$(HOST):$(PORT) $(EVAL_ARGS)
+	$(BIN)/python -m evaluation --base-url http://$(HOST):$(PORT) --model $(MODEL_NAME) $(EVAL_ARGS)
 
 soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

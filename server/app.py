@@ -17,6 +17,7 @@ from server.api import chat, health, models
 from server.api.admission import Admission
 from server.api.errors import install_error_handlers
 from server.api.middleware import install_middleware
+from server.api.responses import router as responses
 from server.api.serving import ChatService
 from server.api.state import ServerState
 from server.config import Settings
@@ -43,7 +44,8 @@ async def _load_and_watch(state: ServerState, factory: EngineFactory) -> None:
         return
     state.engine = engine
     search = StageSearch(engine, engine.render_chat, state.metrics)
-    state.chat = ChatService(search, state.metrics, state.settings.model_name)
+    state.chat = ChatService(search, state.metrics, state.settings.model_name,
+                             state.settings.stream_keepalive)
     state.lifecycle.serve()
     log.info("model %s loaded; ready", state.settings.model)
     while not engine.dead:
@@ -68,11 +70,11 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None) 
             await state.engine.shutdown()
 
     app = FastAPI(title="cot-server", version=__version__, lifespan=lifespan,
-                  description="OpenAI-compatible chat completions for chain-of-thought VLMs, "
-                              "with stage-level beam search.")
+                  description="OpenAI-compatible chat completions and responses for "
+                              "chain-of-thought VLMs, with stage-level beam search.")
     app.state.server = state
     install_error_handlers(app)
-    for module in (chat, models, health):
+    for module in (chat, responses, models, health):
         app.include_router(module.router)
     install_middleware(app, state)
     return app

@@ -1,5 +1,6 @@
-"""cot-server command line: `serve`. Argument parsing and process lifecycle only; every serve
-flag is a Settings field (also settable as COT_SERVER_<NAME>)."""
+"""cot-server command line: `serve`. Argument parsing and process lifecycle only. The server's
+own flags are the Settings fields (also settable as COT_SERVER_<NAME>); vLLM's engine flags come
+from vLLM's own parser (server.engine.add_engine_args), exactly as `vllm serve` takes them."""
 
 from __future__ import annotations
 
@@ -12,23 +13,54 @@ import time
 import types
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_origin
 
 from server.api.state import server_state
-from server.config import DEFAULT_TINY_MODEL, Settings
+from server.config import DEFAULT_IMAGES_PER_PROMPT, DEFAULT_TINY_MODEL, Settings
 
 
-def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    for name, field in Settings.model_fields.items():
+def _add_settings_flags(group: argparse._ArgumentGroup) -> None:
+    for name, field in Settings.flag_fields().items():
         flag = "--" + name.replace("_", "-")
         env = f"COT_SERVER_{name.upper()}"
         default = str(field.default) if isinstance(field.default, StrEnum) else field.default
         help_text = f"{field.description} [env {env}; default {default!r}]"
         if field.annotation is bool:
-            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
-                                default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction,
+                               default=argparse.SUPPRESS, help=help_text)
+        elif get_origin(field.annotation) is tuple:
+            group.add_argument(flag, dest=name, nargs="+", default=argparse.SUPPRESS,
+                               help=help_text)
         else:
-            parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text)
+            group.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=help_text)
+
+
+def _engine_defaults() -> str:
+    """The server's engine defaults, for the help, from where they are set."""
+    from server.engine import default_engine_options
+
+    everywhere = default_engine_options(on_cpu=False)
+    cpu_only = {k: v for k, v in default_engine_options(on_cpu=True).items()
+                if k not in everywhere}
+    everywhere["limit_mm_per_prompt"] = {"image": DEFAULT_IMAGES_PER_PROMPT}
+    return "; ".join(f"{where}: " + ", ".join(f"{k}={v}" for k, v in options.items())
+                     for where, options in (("everywhere", everywhere), ("on the CPU", cpu_only)))
+
+
+def _add_serve_flags(serve: argparse.ArgumentParser) -> None:
+    """Our group first, then vLLM's groups. Where a name is both ours and vLLM's (--model,
+    --served-model-name, --log-level: the server reads them itself, and hands them to the
+    engine) ours replaces vLLM's, so every name is one flag; the parser resolves those
+    conflicts, and a unit test pins which they are."""
+    from server.engine import add_engine_args
+
+    ours = serve.add_argument_group(
+        "cot-server", "The server's own options (also COT_SERVER_<NAME> environment variables). "
+        "The groups after this one are vLLM's engine arguments, taken exactly as `vllm serve` "
+        "takes them; where one is not given, the server's default applies, else vLLM's ("
+        + _engine_defaults() + ").")
+    add_engine_args(serve)
+    _add_settings_flags(ours)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,10 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
         "with stage-level beam search, on an embedded vLLM engine.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="Serve the OpenAI-compatible API.",
-                                description="Serve the OpenAI-compatible API. Every flag can "
-                                "also be set as an environment variable COT_SERVER_<FLAG>.")
-    _add_settings_flags(serve)
+                                conflict_handler="resolve", usage="%(prog)s [options]",
+                                description="Serve the OpenAI-compatible API: the server's own "
+                                "options, then every vLLM engine argument of `vllm serve`.")
+    _add_serve_flags(serve)
     return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Settings from a parsed `serve` command line: our flags by name, and everything else
+    the parser produced (only vLLM's flags that were given: their defaults are hidden) as the
+    engine options."""
+    given = {k: v for k, v in vars(args).items() if k != "command"}
+    ours = Settings.flag_fields()
+    engine = {k: v for k, v in given.items() if k not in ours}
+    return Settings(**{k: v for k, v in given.items() if k in ours}, engine=engine)
 
 
 class DrainingServer:
@@ -87,8 +130,7 @@ class DrainingServer:
 
 
 def serve(args: argparse.Namespace) -> int:
-    overrides = {k: v for k, v in vars(args).items() if k != "command"}
-    settings = Settings(**overrides)
+    settings = settings_from(args)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if settings.model == DEFAULT_TINY_MODEL and not Path(settings.model, "config.json").exists():

@@ -1,16 +1,46 @@
-"""Server settings: one frozen object, built once at start-up from flags and COT_SERVER_* vars."""
+"""Server settings: one frozen object, built once at start-up from flags and COT_SERVER_* vars.
+
+The server's own options are fields with a flag and an environment variable each. vLLM's engine
+arguments are not re-listed here: `cot-server serve` takes them with vLLM's own parser, exactly
+as `vllm serve` does, and they arrive in `engine` (the ones given, by AsyncEngineArgs name);
+server/engine.py adds the server's defaults. The few engine facts the server reads itself (the
+image limit, trust_remote_code) are read from there, so each lives in one place."""
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from server.search.params import Selector
 from server.search.schema import SCHEMAS, get_schema
 
 DEFAULT_TINY_MODEL = "models/tiny-cot"
+DEFAULT_IMAGES_PER_PROMPT = 4
+ENGINE_FIELD = "engine"  # vLLM's flags, not a flag or an environment variable of its own
+
+
+class _WithoutEngine(PydanticBaseSettingsSource):
+    """An environment source that leaves out `engine`: engine arguments are vLLM's flags, which
+    have no environment variables (as with `vllm serve`), so there is one way to give each."""
+
+    def __init__(self, source: PydanticBaseSettingsSource) -> None:
+        super().__init__(source.settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the wrapped source
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._source().items() if k != ENGINE_FIELD}
 
 
 class Settings(BaseSettings):
@@ -20,20 +50,18 @@ class Settings(BaseSettings):
     model: str = Field(DEFAULT_TINY_MODEL, description="Hub id or local path of the VLM to serve "
                        "(default: the tiny offline model trained on shape questions, which "
                        "`python -m tinycot install` writes there).")
-    served_model_name: str | None = Field(None, description="Name clients use in `model` "
-                                          "(default: the model's folder or hub name).")
+    served_model_name: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Names clients use in `model` (several: aliases, comma-separated in "
+        "the environment variable); responses report the first (default: --model as given).")
+    chat_template: str | None = Field(None, description="Chat template to use instead of the "
+                                      "checkpoint's: a file, or the template itself (as "
+                                      "`vllm serve --chat-template`).")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the engine runs.")
-    dtype: str = Field("auto", description="Weights dtype: auto, bfloat16, float16, float32.")
-    max_model_len: int | None = Field(None, description="Context length (default: the model's).")
-    gpu_memory_utilization: float = Field(0.3, gt=0, le=1, description="Share of accelerator "
-                                          "(or, on CPU, NUMA-node) memory the engine may reserve.")
     cpu_kv_cache_gib: int | None = Field(None, ge=1, description="CPU only: KV-cache size in GiB "
                                            "(sets VLLM_CPU_KVCACHE_SPACE).")
-    max_num_seqs: int = Field(64, ge=1, description="Most sequences the engine batches at once.")
-    enforce_eager: bool = Field(True, description="Skip graph capture (faster start).")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per engine.")
-    trust_remote_code: bool = Field(False, description="Allow model code from the checkpoint.")
-    limit_images_per_prompt: int = Field(4, ge=0, description="Most images in one request.")
+    engine: Annotated[Mapping[str, Any], NoDecode] = Field(
+        default_factory=dict, description="vLLM engine arguments given as `vllm serve` flags, "
+        "by AsyncEngineArgs field name; the server's defaults are added by server/engine.py.")
     max_image_bytes: int = Field(10 * 1024 * 1024, ge=1, description="Largest encoded image.")
     max_image_pixels: int = Field(4096 * 4096, ge=1, description="Largest image (width x "
                                   "height), checked before decoding.")
@@ -50,7 +78,8 @@ class Settings(BaseSettings):
     # --- HTTP ---------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
-    log_level: str = Field("info", description="Log level.")
+    log_level: str = Field("info", description="Log level of the server, uvicorn and, when "
+                           "given, vLLM (otherwise VLLM_LOGGING_LEVEL sets vLLM's).")
     api_key: str | None = Field(None, description="API key(s) that guard every /v1 route, "
                                 "comma-separated; clients send `Authorization: Bearer KEY`.")
     metrics_api_key: str | None = Field(None, description="If set, /metrics needs this key.")
@@ -60,6 +89,8 @@ class Settings(BaseSettings):
                                      "for a slot; beyond it: 429 with Retry-After.")
     request_timeout: float = Field(600.0, gt=0, description="Longest a chat completion may "
                                    "take, search included.")
+    stream_keepalive: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive "
+                                    "comments while a streamed search has nothing new.")
     drain_timeout: float = Field(30.0, ge=0, description="Seconds in-flight requests may take "
                                  "to finish after SIGTERM.")
 
@@ -83,9 +114,23 @@ class Settings(BaseSettings):
     effort_medium: int = Field(2, ge=1, le=16, description="beam_width for "
                                "reasoning_effort=medium.")
     effort_high: int = Field(4, ge=1, le=16, description="beam_width for reasoning_effort=high.")
-    block_size: int | None = Field(None, ge=1, description="KV-cache block size (default: "
-                                   "32 on CPU for finer prefix-cache reuse, vLLM's on GPU).")
     max_n: int = Field(4, ge=1, description="Most choices (`n`) in one request.")
+
+    @classmethod
+    def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """pydantic-settings' sources, in its order, with `engine` only from the command line."""
+        return (init_settings, _WithoutEngine(env_settings), _WithoutEngine(dotenv_settings),
+                file_secret_settings)
+
+    @classmethod
+    def flag_fields(cls) -> dict[str, FieldInfo]:
+        """The server's own options: each a flag of `cot-server serve` and a COT_SERVER_*
+        variable (everything but `engine`, which holds vLLM's flags)."""
+        return {n: f for n, f in cls.model_fields.items() if n != ENGINE_FIELD}
 
     @field_validator("stage_schema")
     @classmethod
@@ -93,9 +138,42 @@ class Settings(BaseSettings):
         get_schema(value)
         return value
 
+    @field_validator("served_model_name", mode="before")
+    @classmethod
+    def _names(cls, value: str | Sequence[str]) -> tuple[str, ...]:
+        """Flags give a list (`--served-model-name a b`), the environment a comma-separated
+        string."""
+        names = value.split(",") if isinstance(value, str) else value
+        return tuple(n.strip() for n in names if n.strip())
+
+    @field_validator(ENGINE_FIELD)
+    @classmethod
+    def _own_copy(cls, value: Mapping[str, Any]) -> dict[str, Any]:
+        """A copy, so that the caller's dict cannot change frozen settings afterwards."""
+        return dict(value)
+
+    @property
+    def served_names(self) -> tuple[str, ...]:
+        """Every name a request may use; like `vllm serve`, --model as given when none is set."""
+        return self.served_model_name or (self.model,)
+
     @property
     def model_name(self) -> str:
-        return self.served_model_name or self.model.rstrip("/").split("/")[-1]
+        """The name responses report: the first served name."""
+        return self.served_names[0]
+
+    @property
+    def limit_images_per_prompt(self) -> int:
+        """Most images in one request: the image entry of vLLM's --limit-mm-per-prompt (a count
+        or {"count": N, ...}), which the engine gets too."""
+        limits = self.engine.get("limit_mm_per_prompt") or {}
+        limit = limits.get("image", DEFAULT_IMAGES_PER_PROMPT)
+        return int(limit["count"] if isinstance(limit, Mapping) else limit)
+
+    @property
+    def trust_remote_code(self) -> bool:
+        """vLLM's --trust-remote-code, which loading the processor's chat template obeys too."""
+        return bool(self.engine.get("trust_remote_code", False))
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -7,24 +7,31 @@ and `choose` (a constrained, greedy one-token answer among a few options).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
 import inspect
 import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from server.config import Settings
 from server.search.interface import (
     ChoiceResult,
+    Constraint,
     EngineDead,
     GenerateResult,
     Generation,
+    InvalidRequest,
     Prompt,
     PromptTooLong,
     Sampling,
+    TextSink,
+    TokenLogprob,
 )
 from server.search.params import derive_seed
 
@@ -33,27 +40,66 @@ JUDGE_LOGPROBS = 20
 ENCODE_CACHE_SIZE = 256
 
 
+def add_engine_args(parser: argparse.ArgumentParser) -> None:
+    """vLLM's own engine flags (every `vllm serve` engine argument, in vLLM's groups) on our
+    parser, so none is re-listed here and each keeps vLLM's types and checks. Their defaults
+    are hidden from the namespace, which then holds only the flags given: `engine_options`
+    must tell an explicit value (`--no-enforce-eager` on the CPU) from vLLM's default."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    known = set(parser._actions)
+    AsyncEngineArgs.add_cli_args(parser)
+    for action in parser._actions:
+        if action not in known:
+            _hide_default(action)
+
+
+def _hide_default(action: argparse.Action) -> None:
+    """Default to SUPPRESS, the vLLM default staying visible in the help."""
+    default = action.default
+    if action.help not in (None, argparse.SUPPRESS) and default not in (None, argparse.SUPPRESS):
+        shown = str(default).replace("%", "%%")
+        help_text = str(action.help).replace(" (default: %(default)s)", "")
+        action.help = f"{help_text} (vLLM default: {shown})"
+    action.default = argparse.SUPPRESS
+
+
+def default_engine_options(on_cpu: bool) -> dict[str, Any]:
+    """What the server sets where the user gives no flag. Everywhere: prefix caching (the
+    search re-sends shared prefixes; `--no-enable-prefix-caching` still turns it off) and
+    stats (the /metrics prefix-cache counters). On the CPU: the settings the tiny model and
+    the tests were tuned with (a small memory share, eager, 32-token blocks for finer prefix
+    reuse, 64 sequences); on a GPU vLLM's own defaults stand (0.92 memory share, CUDA graphs)."""
+    everywhere = {"enable_prefix_caching": True, "disable_log_stats": False}
+    if not on_cpu:
+        return everywhere
+    return {**everywhere, "gpu_memory_utilization": 0.3, "enforce_eager": True,
+            "block_size": 32, "max_num_seqs": 64}
+
+
+def engine_options(settings: Settings, on_cpu: bool) -> dict[str, Any]:
+    """The engine arguments, by AsyncEngineArgs name: the defaults, then the flags given.
+    The flags that are ours as well as vLLM's pass through: the model and its names, the
+    image limit requests are checked against, and --log-level when given (otherwise vLLM keeps
+    VLLM_LOGGING_LEVEL)."""
+    given = dict(settings.engine)
+    limits = {"image": settings.limit_images_per_prompt, **given.get("limit_mm_per_prompt", {})}
+    shared = {"model": settings.model, "served_model_name": list(settings.served_names),
+              "limit_mm_per_prompt": limits}
+    if "log_level" in settings.model_fields_set:
+        shared["log_level"] = settings.log_level.upper()
+    return {**default_engine_options(on_cpu), **given, **shared}
+
+
 def engine_args(settings: Settings, on_cpu: bool) -> Any:
-    from vllm import AsyncEngineArgs
+    """AsyncEngineArgs built as `vllm serve` builds them from its namespace."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
 
-    block_size = settings.block_size or (32 if on_cpu else None)
-    extra: dict[str, Any] = {"block_size": block_size} if block_size else {}
-
-    return AsyncEngineArgs(
-        model=settings.model,
-        served_model_name=settings.model_name,
-        dtype=settings.dtype,
-        max_model_len=settings.max_model_len,
-        gpu_memory_utilization=settings.gpu_memory_utilization,
-        enforce_eager=settings.enforce_eager,
-        enable_prefix_caching=True,
-        max_num_seqs=settings.max_num_seqs,
-        tensor_parallel_size=settings.tensor_parallel_size,
-        trust_remote_code=settings.trust_remote_code,
-        limit_mm_per_prompt={"image": settings.limit_images_per_prompt},
-        disable_log_stats=False,
-        **extra,
-    )
+    options = engine_options(settings, on_cpu)
+    unknown = set(options) - {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    if unknown:
+        raise ValueError(f"not vLLM engine arguments: {sorted(unknown)}")
+    return AsyncEngineArgs.from_cli_args(argparse.Namespace(**options))
 
 
 def _prepare_environment(settings: Settings) -> None:
@@ -90,7 +136,8 @@ class VllmEngine:
         tokenizer = llm.get_tokenizer()
         if inspect.isawaitable(tokenizer):  # older vLLM versions
             tokenizer = await tokenizer
-        template = getattr(tokenizer, "chat_template", None) or _processor_template(settings)
+        template = (_given_template(settings.chat_template)
+                    or getattr(tokenizer, "chat_template", None) or _processor_template(settings))
         model_config = llm.model_config
         if inspect.isawaitable(model_config):
             model_config = await model_config
@@ -98,16 +145,23 @@ class VllmEngine:
 
     # ----------------------------------------------------------------------- chat template
 
-    def render_chat(self, messages: list[dict[str, Any]]) -> str:
+    def render_chat(self, messages: list[dict[str, Any]],
+                    template_kwargs: Mapping[str, Any] | None = None) -> str:
+        """The conversation through the model's chat template; `template_kwargs` are extra
+        template variables (a request's chat_template_kwargs, e.g. enable_thinking)."""
         rendered = self._tokenizer.apply_chat_template(
             messages, chat_template=self._chat_template, tokenize=False,
-            add_generation_prompt=True)
+            add_generation_prompt=True, **dict(template_kwargs or {}))
         return str(rendered)
 
     # ----------------------------------------------------------------------- generation
 
-    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
-                       ) -> GenerateResult:
+    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
+                       on_text: TextSink | None = None) -> GenerateResult:
+        """n completions of one prompt; with `on_text` (one completion only), the text so far
+        is passed to it as it is decoded."""
+        if on_text is not None and sampling.n == 1:
+            return await self._generate_once(prompt, images, sampling, on_text)
         if sampling.seed is not None and sampling.n > 1:
             # A per-request seed with n > 1 crashes the CPU engine core; n seeded requests with
             # the same prefix cost the same (the prefix cache serves them) and are reproducible.
@@ -120,27 +174,51 @@ class VllmEngine:
                                   sum(p.cached_tokens for p in parts))
         return await self._generate_once(prompt, images, sampling)
 
-    async def _generate_once(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
-                             ) -> GenerateResult:
+    async def _generate_once(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
+                             on_text: TextSink | None = None) -> GenerateResult:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
+        logprobs = sampling.token_logprobs
+        if logprobs is None and sampling.logprobs:
+            logprobs = 0
         params = SamplingParams(
             n=sampling.n, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
             top_p=sampling.top_p, top_k=sampling.top_k or 0, min_p=sampling.min_p or 0.0,
-            repetition_penalty=sampling.repetition_penalty or 1.0, stop=list(sampling.stop),
-            seed=sampling.seed, logprobs=0 if sampling.logprobs else None,
+            repetition_penalty=sampling.repetition_penalty or 1.0,
+            frequency_penalty=sampling.frequency_penalty,
+            presence_penalty=sampling.presence_penalty,
+            logit_bias=dict(sampling.logit_bias) or None,
+            stop=list(sampling.stop), stop_token_ids=list(sampling.stop_token_ids) or None,
+            seed=sampling.seed, logprobs=logprobs,
             min_tokens=sampling.min_tokens, ignore_eos=sampling.ignore_eos,
-            include_stop_str_in_output=True, output_kind=RequestOutputKind.FINAL_ONLY)
-        final = await self._run(prompt, images, params)
+            skip_special_tokens=sampling.skip_special_tokens,
+            structured_outputs=_structured_outputs(sampling.constraint),
+            include_stop_str_in_output=True,
+            output_kind=RequestOutputKind.FINAL_ONLY if on_text is None
+            else RequestOutputKind.CUMULATIVE)
+        final = await self._run(prompt, images, params,
+                                None if on_text is None else lambda o: on_text(o.outputs[0].text))
         generations = [
-            Generation(o.text, len(o.token_ids), o.cumulative_logprob,
+            Generation(self._text(o, sampling), len(o.token_ids), o.cumulative_logprob,
                        "length" if o.finish_reason == "length" else "stop",
-                       self._without_eos(o.token_ids))
+                       self._without_eos(o.token_ids),
+                       _token_logprobs(o, sampling.token_logprobs)
+                       if sampling.token_logprobs is not None else None)
             for o in final.outputs]
         # vLLM counts the prompt once for n > 1; the search counts what the engine processed.
         return GenerateResult(generations, len(final.prompt_token_ids or ()),
                               final.num_cached_tokens or 0)
+
+    def _text(self, output: Any, sampling: Sampling) -> str:
+        """The completion's text; a caller's stop token, like a stop string, is not part of it
+        (stop strings are cut by the search, which knows them as text)."""
+        text = str(output.text)
+        if isinstance(output.stop_reason, int) and output.stop_reason in sampling.stop_token_ids:
+            last = self._tokenizer.decode([output.stop_reason])
+            if last and text.endswith(last):
+                text = text[:-len(last)]
+        return text
 
     async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult:
@@ -200,7 +278,8 @@ class VllmEngine:
         ids = tuple(token_ids)
         return ids[:-1] if ids and ids[-1] == self._eos else ids
 
-    async def _run(self, prompt: Prompt, images: Sequence[Any], params: Any) -> Any:
+    async def _run(self, prompt: Prompt, images: Sequence[Any], params: Any,
+                   on_output: Callable[[Any], None] | None = None) -> Any:
         request: dict[str, Any] = {"prompt_token_ids": self._token_ids(prompt)}
         if images:
             request["multi_modal_data"] = {"image": list(images)}
@@ -209,6 +288,8 @@ class VllmEngine:
         try:
             async for output in self._llm.generate(request, params, request_id):
                 final = output
+                if on_output is not None:
+                    on_output(output)
         except asyncio.CancelledError:
             await self.abort(request_id)
             raise
@@ -217,6 +298,8 @@ class VllmEngine:
                 raise PromptTooLong(str(exc)) from exc
             if self.dead:
                 raise EngineDead(str(exc)) from exc
+            if _client_error(exc):  # refused on arrival: the request's parameters
+                raise InvalidRequest(str(exc)) from exc
             raise
         if final is None:
             raise EngineDead("the engine returned no output")
@@ -243,6 +326,45 @@ class VllmEngine:
 
 
 
+def _client_error(exc: Exception) -> bool:
+    """vLLM's refusal of a request's parameters: VLLMClientError (its 4xx errors, vLLM 0.32)
+    or, in older versions, ValueError."""
+    try:
+        from vllm.exceptions import VLLMClientError
+    except ImportError:
+        return isinstance(exc, ValueError)
+    return isinstance(exc, (ValueError, VLLMClientError))
+
+
+def _structured_outputs(constraint: Constraint | None) -> Any:
+    """Our answer constraint as vLLM's structured-output parameters (its own backend, e.g.
+    xgrammar, compiles and enforces it)."""
+    if constraint is None:
+        return None
+    from vllm.sampling_params import StructuredOutputsParams
+
+    if constraint.kind == "choice":
+        return StructuredOutputsParams(choice=list(constraint.value or ()))
+    if constraint.kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(**{constraint.kind: constraint.value})
+
+
+def _token_logprobs(output: Any, top_k: int) -> tuple[TokenLogprob, ...]:
+    """Each generated token with its logprob and its `top_k` likeliest alternatives (vLLM's
+    per-position dict holds the sampled token and the top k, each with rank and text)."""
+    tokens: list[TokenLogprob] = []
+    for token_id, top in zip(output.token_ids, output.logprobs or (), strict=False):
+        sampled = top.get(token_id)
+        ranked = sorted((lp for lp in top.values()
+                         if lp.rank is not None and lp.rank <= top_k), key=lambda lp: lp.rank)
+        tokens.append(TokenLogprob(
+            token=(sampled.decoded_token if sampled is not None else "") or "",
+            logprob=sampled.logprob if sampled is not None else float("-inf"),
+            top=tuple((lp.decoded_token or "", lp.logprob) for lp in ranked)))
+    return tuple(tokens)
+
+
 def _prompt_too_long(exc: Exception) -> bool:
     """vLLM's refusal of a prompt that does not fit the context, in any vLLM version: 0.32
     raises VLLMValidationError (parameter "input_tokens", "maximum context length") from its
@@ -252,6 +374,18 @@ def _prompt_too_long(exc: Exception) -> bool:
     return (getattr(exc, "parameter", None) == "input_tokens"
             or "maximum context length" in message or "maximum model length" in message
             or (isinstance(exc, ValueError) and "longer than" in message))
+
+
+def _given_template(value: str | None) -> str | None:
+    """--chat-template: a file's contents, or the template itself when it is one."""
+    if not value:
+        return None
+    path = Path(value)
+    if path.is_file():
+        return path.read_text()
+    if "{{" in value or "{%" in value:
+        return value
+    raise ValueError(f"--chat-template: {value!r} is neither a file nor a Jinja template")
 
 
 def _processor_template(settings: Settings) -> str | None:

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from server.search.prompts import (
     VERIFY_OPTIONS,
     Conversation,
     PromptBuilder,
+    RenderChat,
     text_part,
 )
 from server.search.schema import FULL_ANSWER_CRITERION, LLAVA_COT
@@ -96,11 +97,13 @@ def cell_classes(scene: Scene) -> tuple[int, ...]:
 CELL_CLASSES = 1 + len(COLOURS) * len(KINDS)
 
 
-def chat_renderer(tokenizer: Any) -> Callable[[list[dict[str, Any]]], str]:
+def chat_renderer(tokenizer: Any) -> RenderChat:
     """The same rendering the engine adapter uses."""
-    def render(messages: list[dict[str, Any]]) -> str:
+    def render(messages: list[dict[str, Any]], template_kwargs: Mapping[str, Any] | None = None
+               ) -> str:
         return str(tokenizer.apply_chat_template(messages, tokenize=False,
-                                                 add_generation_prompt=True))
+                                                 add_generation_prompt=True,
+                                                 **dict(template_kwargs or {})))
     return render
 
 

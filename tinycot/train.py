@@ -78,7 +78,7 @@ def tokenizer_corpus(seed: int) -> list[str]:
     from tinycot.examples import judge_example, verify_example
     from tinycot.task import dataset
 
-    def flat(messages: list[dict[str, Any]]) -> str:
+    def flat(messages: list[dict[str, Any]], template_kwargs: Any = None) -> str:
         return "\n".join(p.get("text", "") for m in messages for p in m["content"])
 
     rng = random.Random(f"tokenizer:{seed}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,7 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.images.decoding import ImageError
-from server.search.interface import EngineDead, PromptTooLong
+from server.search.interface import EngineDead, InvalidRequest, PromptTooLong
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ def as_api_error(exc: BaseException, timeout: float | None = None) -> APIError:
     if isinstance(exc, ImageError):
         return APIError(413 if exc.too_large else 400, str(exc), param="messages",
                         code="invalid_image")
+    if isinstance(exc, InvalidRequest):
+        return APIError(400, f"the engine refused the request: {exc}", code="invalid_request")
     if isinstance(exc, EngineDead):
         return APIError(503, f"the engine failed: {exc}", code="engine_dead")
     return APIError(500, "the engine failed while generating", code="engine_error")
@@ -83,6 +86,32 @@ def error_response(status: int, message: str, param: str | None = None,
 
 def api_error_body(error: APIError) -> dict[str, Any]:
     return error_body(error.status, error.message, error.param, error.code)
+
+
+def rename_param(param: str | None, names: Mapping[str, str]) -> str | None:
+    """`param` as another endpoint's request names it (`names`: chat completion field -> that
+    endpoint's field; a dotted path is renamed by its head)."""
+    if param is None:
+        return None
+    head, dot, rest = param.partition(".")
+    return names.get(head, head) + dot + rest
+
+
+def renamed(error: APIError, names: Mapping[str, str]) -> APIError:
+    """The same error, naming its field as another endpoint's request does."""
+    return APIError(error.status, error.message, rename_param(error.param, names), error.code,
+                    error.headers)
+
+
+def invalid_request(errors: Sequence[Any], names: Mapping[str, str] | None = None) -> APIError:
+    """A failed validation as the 400 the server answers with, naming the field (as `names`
+    renames it, for a request validated in another endpoint's terms)."""
+    located = list(errors)
+    if names:
+        located = [{**e, "loc": (rename_param(str(e["loc"][0]), names), *e["loc"][1:])}
+                   if e.get("loc") else e for e in located]
+    message, param = _describe(located)
+    return APIError(400, message, param, "invalid_request")
 
 
 _BRANCHES = {"str", "int", "float", "bool", "dict", "list", "none"}
@@ -114,8 +143,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        message, param = _describe(list(exc.errors()))
-        return error_response(400, message, param, "invalid_request")
+        error = invalid_request(exc.errors())
+        return error_response(error.status, error.message, error.param, error.code)
 
     @app.exception_handler(json.JSONDecodeError)
     async def _json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:

@@ -14,5 +14,7 @@ router = APIRouter()
 async def list_models(request: Request) -> ModelList:
     state = server_state(request.app)
     engine = state.engine
-    return ModelList(data=[ModelCard(id=state.settings.model_name, root=state.settings.model,
-                                     max_model_len=engine.max_model_len if engine else None)])
+    context = engine.max_model_len if engine else None
+    # Every served name (aliases included), the primary one first, as vLLM lists them.
+    return ModelList(data=[ModelCard(id=name, root=state.settings.model, max_model_len=context)
+                           for name in state.settings.served_names])

@@ -3,15 +3,24 @@ search parameters."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from server.config import Settings
-from server.search.interface import Sampling
+from server.search.interface import Constraint, Sampling
 from server.search.params import SearchParams, SearchShape, Selector
 from server.search.prompts import Conversation
 from server.search.schema import get_schema
@@ -21,6 +30,18 @@ LEGACY_BEST_OF_N = "best_of_n"  # selector value of earlier versions: search=bes
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class _Lenient(BaseModel):
+    """Fields this server does not read are accepted and ignored, as `vllm serve` does (the
+    request route logs them once and names them in a response header); the fields it does read
+    are validated strictly."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        return sorted(self.model_extra or {})
 
 
 class TextPart(_Strict):
@@ -41,11 +62,15 @@ class ImagePart(_Strict):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
-class Message(_Strict):
+class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant"]  # developer: OpenAI's newer
     # name for system instructions; it is rendered as a system message
     content: str | list[ContentPart] | None = None
     name: str | None = None
+    # an earlier answer's reasoning, as clients send it back in a multi-turn conversation;
+    # accepted, and not fed back to the model
+    reasoning: str | None = None
+    reasoning_content: str | None = None
 
     def parts(self) -> list[TextPart | ImagePart]:
         if self.content is None:
@@ -55,11 +80,78 @@ class Message(_Strict):
         return list(self.content)
 
 
-class StreamOptions(_Strict):
+class StreamOptions(_Lenient):
     include_usage: bool = False
+    continuous_usage_stats: bool = Field(False, description="Every chunk carries the usage "
+                                         "so far (vLLM's extension).")
 
 
-class ChatCompletionRequest(_Strict):
+class JsonSchemaFormat(_Lenient):
+    name: str = "answer"
+    schema_: JsonSchema = Field(alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(_Strict):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+
+class StructuredOutputs(_Lenient):
+    """vLLM's `structured_outputs` (one of these)."""
+
+    json_: JsonSchema | None = Field(None, alias="json")
+    regex: Regex | None = None
+    choice: Choices | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+
+
+TEMPLATE_RESERVED = frozenset({"tokenize", "add_generation_prompt", "chat_template",
+                               "conversation", "messages", "continue_final_message",
+                               "return_dict"})
+EFFORT_GREEDY = ("none", "minimal")  # reasoning_effort values that mean: no search, greedy
+
+
+def _json_schema(value: dict[str, Any] | str) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the JSON schema is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("the JSON schema must be an object")
+    return value
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"the regular expression does not compile: {exc}") from None
+    return value
+
+
+# checked as far as can be without the engine (which compiles them and may still refuse)
+JsonSchema = Annotated[dict[str, Any] | str, AfterValidator(_json_schema)]
+Regex = Annotated[str, AfterValidator(_regex)]
+Choices = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
+def _constraint(kind: str, value: Any) -> Constraint:
+    if kind == "json":
+        return Constraint("json", json.dumps(value))
+    if kind == "choice":
+        return Constraint("choice", tuple(value))
+    if kind == "regex":
+        return Constraint("regex", value)
+    if kind == "grammar":
+        return Constraint("grammar", value)
+    return Constraint("json_object")
+
+
+class ChatCompletionRequest(_Lenient):
     model: str
     messages: list[Message] = Field(min_length=1)
     max_tokens: int | None = Field(None, ge=1)
@@ -76,13 +168,30 @@ class ChatCompletionRequest(_Strict):
     top_k: int | None = Field(None, ge=-1)
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0, le=2)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(
+        None, description="Token id (as a string) -> bias added to its logit, every stage.")
+    logprobs: bool = Field(False, description="Return the answer's (CONCLUSION's) tokens with "
+                           "their log-probabilities.")
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
+    skip_special_tokens: bool = True
+    chat_template_kwargs: dict[str, Any] | None = None
+    # structured answers: constrain the answer stage only
+    response_format: ResponseFormat | None = None
+    structured_outputs: StructuredOutputs | None = None
+    guided_json: JsonSchema | None = None
+    guided_regex: Regex | None = None
+    guided_choice: Choices | None = None
+    guided_grammar: str | None = None
     min_tokens: int = Field(0, ge=0, description="Each stage runs at least this many tokens "
                             "(or to its cap) before its closing tag, a stop string or EOS may "
                             "end it.")
     ignore_eos: bool = Field(False, description="EOS does not end a stage; its closing tag or "
                              "cap does.")
     # stage-level search (OpenAI SDK: extra_body)
-    reasoning_effort: Literal["low", "medium", "high"] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     beam_width: int | None = Field(None, ge=1, le=16)
     selector: Selector | Literal["best_of_n"] | None = None
     search: SearchShape | None = Field(None, description="stage (stage-level beam search, the "
@@ -91,6 +200,13 @@ class ChatCompletionRequest(_Strict):
     stage_max_tokens: int | dict[str, int] | None = None
     timeout: float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
                                   "request, search included (capped by the server's).")
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        if bias and any(not key.isdigit() for key in bias):
+            raise ValueError("keys must be token ids, as strings")
+        return bias
 
     @model_validator(mode="after")
     def _checks(self) -> ChatCompletionRequest:
@@ -103,7 +219,43 @@ class ChatCompletionRequest(_Strict):
         if (isinstance(caps, int) and caps < 1) or (isinstance(caps, dict) and any(
                 v < 1 for v in caps.values())):
             raise ValueError("stage_max_tokens must be positive")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        reserved = TEMPLATE_RESERVED & set(self.chat_template_kwargs or {})
+        if reserved:
+            raise ValueError(f"chat_template_kwargs may not set {sorted(reserved)}")
+        self.answer_constraint()  # at most one, and well formed
         return self
+
+    def _constraint_sources(self) -> list[tuple[str, str, Any]]:
+        """(field, kind, value) of every structured-output constraint the request sets."""
+        found: list[tuple[str, str, Any]] = []
+        fmt = self.response_format
+        if fmt is not None and fmt.type == "json_object":
+            found.append(("response_format", "json_object", True))
+        if fmt is not None and fmt.type == "json_schema":
+            if fmt.json_schema is None:
+                raise ValueError("response_format json_schema needs its json_schema field")
+            found.append(("response_format", "json", fmt.json_schema.schema_))
+        so = self.structured_outputs
+        if so is not None:
+            for kind, value in (("json", so.json_), ("regex", so.regex), ("choice", so.choice),
+                                ("grammar", so.grammar), ("json_object", so.json_object or None)):
+                if value is not None:
+                    found.append(("structured_outputs", kind, value))
+        for kind, value in (("json", self.guided_json), ("regex", self.guided_regex),
+                            ("choice", self.guided_choice), ("grammar", self.guided_grammar)):
+            if value is not None:
+                found.append((f"guided_{kind}", kind, value))
+        return found
+
+    def answer_constraint(self) -> Constraint | None:
+        """The one structured-output constraint on the answer stage, if any."""
+        found = self._constraint_sources()
+        if len(found) > 1:
+            raise ValueError("set at most one of response_format, structured_outputs and "
+                             f"guided_*; this request sets {[(f, k) for f, k, _ in found]}")
+        return _constraint(found[0][1], found[0][2]) if found else None
 
     @property
     def stop_list(self) -> list[str]:
@@ -118,6 +270,8 @@ class ChatCompletionRequest(_Strict):
     def resolved_beam_width(self, settings: Settings) -> int:
         if self.beam_width is not None:
             return self.beam_width
+        if self.reasoning_effort in EFFORT_GREEDY:
+            return 1
         if self.reasoning_effort is not None:
             return settings.effort_width(self.reasoning_effort)
         return settings.beam_width
@@ -136,7 +290,7 @@ class ChatCompletionRequest(_Strict):
                     parts.append({"type": "text", "text": part.text})
             role = "system" if message.role == "developer" else message.role
             messages.append({"role": role, "content": parts})
-        return Conversation(tuple(messages), tuple(images))
+        return Conversation(tuple(messages), tuple(images), dict(self.chat_template_kwargs or {}))
 
     @property
     def image_count(self) -> int:
@@ -164,7 +318,11 @@ class ChatCompletionRequest(_Strict):
         sampling = Sampling(temperature=temperature, top_p=top_p, top_k=self.top_k,
                             min_p=self.min_p, repetition_penalty=self.repetition_penalty,
                             seed=self.seed, min_tokens=self.min_tokens,
-                            ignore_eos=self.ignore_eos)
+                            ignore_eos=self.ignore_eos, frequency_penalty=self.frequency_penalty,
+                            presence_penalty=self.presence_penalty,
+                            logit_bias=tuple((int(k), v) for k, v in
+                                             (self.logit_bias or {}).items()),
+                            skip_special_tokens=self.skip_special_tokens)
         selector, shape = self.selector or settings.selector, self.search or SearchShape.STAGE
         if selector == LEGACY_BEST_OF_N:
             selector, shape = Selector.JUDGE, SearchShape.BEST_OF_N
@@ -172,6 +330,9 @@ class ChatCompletionRequest(_Strict):
             schema=schema, beam_width=width, selector=Selector(selector), shape=shape,
             stage_max_tokens=caps, default_stage_max_tokens=default_cap,
             max_tokens=self.token_budget, sampling=sampling, stop=tuple(self.stop_list),
+            stop_token_ids=tuple(self.stop_token_ids or ()),
+            constraint=self.answer_constraint(),
+            answer_logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             judge_both_orders=settings.judge_both_orders,
             prompted=settings.stage_mode == "prompted")
 
@@ -211,15 +372,39 @@ class StageOut(BaseModel):
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
     content: str | None
-    reasoning_content: str | None = None
+    reasoning: str | None = Field(default=None, description="The tagged stages (vLLM's name).")
+    reasoning_content: str | None = Field(default=None, description="Alias of `reasoning`, "
+                                          "for clients of older vLLM versions.")
     stages: list[StageOut] | None = None
+
+
+LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI and vLLM report this instead
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+    @classmethod
+    def of(cls, token: str, logprob: float) -> TopLogprob:
+        return cls(token=token, logprob=max(logprob, LOGPROB_FLOOR),
+                   bytes=list(token.encode()))
+
+
+class TokenLogprobOut(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprobOut] | None
 
 
 class Choice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: Literal["stop", "length"]
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class PromptTokensDetails(BaseModel):
@@ -251,14 +436,15 @@ class ChatCompletion(BaseModel):
 class Delta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
-    reasoning_content: str | None = None
+    reasoning: str | None = None
+    reasoning_content: str | None = None  # alias of `reasoning`, for older clients
 
 
 class ChunkChoice(BaseModel):
     index: int
     delta: Delta
     finish_reason: Literal["stop", "length"] | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):

@@ -4,35 +4,28 @@ chunks. Knows nothing of HTTP routing; knows nothing of vLLM."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
 from server.api.errors import api_error_body, as_api_error
+from server.api.outputs import logprobs_out, stage_out, usage_out
 from server.api.protocol import (
     AssistantMessage,
     ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
     Choice,
-    ChunkChoice,
-    ComparisonOut,
-    CompletionTokensDetails,
-    Delta,
-    PromptTokensDetails,
-    StageCandidateOut,
-    StageOut,
-    UsageOut,
     completion_id,
 )
+from server.api.streaming import DONE, ChatStream, sse, with_keepalive
 from server.metrics import Metrics
-from server.search.beam import StageChosen, StageSearch
+from server.search.beam import StageChosen, StageSearch, StageText
 from server.search.params import SearchParams
 from server.search.prompts import Conversation
-from server.search.schema import StageSchema
-from server.search.trace import StageResult, Trace
+from server.search.trace import Trace
 
+__all__ = ["ChatService", "choice_params", "sse"]
+SearchEvent = StageText | StageChosen | Trace
 log = logging.getLogger(__name__)
 
 
@@ -43,64 +36,17 @@ def choice_params(params: SearchParams, index: int) -> SearchParams:
     return replace(params, sampling=params.sampling.with_(seed=params.seed("choice", index)))
 
 
-def stage_out(result: StageResult) -> StageOut:
-    finite = lambda x: x if x != float("-inf") else None  # noqa: E731
-    scores = result.selection.scores or (None,) * len(result.candidates)
-    return StageOut(
-        name=result.name, tag=result.tag, text=result.text, chosen_index=result.chosen_index,
-        selected_by=result.selection.method,
-        candidates=[StageCandidateOut(text=c.text, tokens=c.token_count,
-                                      mean_logprob=finite(c.mean_logprob), closed=c.closed,
-                                      score=score)
-                    for c, score in zip(result.candidates, scores, strict=True)],
-        comparisons=[ComparisonOut(**c.__dict__) for c in result.comparisons],
-        fallback=result.fallback)
-
-
-def usage_out(traces: list[Trace]) -> UsageOut:
-    prompt = sum(t.usage.prompt_tokens for t in traces)
-    completion = sum(t.usage.completion_tokens for t in traces)
-    return UsageOut(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion,
-        prompt_tokens_details=PromptTokensDetails(
-            cached_tokens=sum(t.usage.cached_tokens for t in traces)),
-        completion_tokens_details=CompletionTokensDetails(
-            reasoning_tokens=completion - sum(t.answer_tokens for t in traces),
-            judge_tokens=sum(t.usage.judge_tokens for t in traces)))
-
-
-def stage_delta(result: StageResult, schema: StageSchema, trace_wanted: bool) -> list[Delta]:
-    """A chosen stage as stream deltas: its tagged text as reasoning (when the trace is
-    wanted; separated from the next stage as in the full trace), the answer as content."""
-    answer = result.tag == schema.answer_tag
-    deltas = []
-    if trace_wanted:
-        deltas.append(Delta(reasoning_content=result.stage.wrap(result.text)
-                            + ("" if answer else schema.separator)))
-    if answer:
-        deltas.append(Delta(content=result.text))
-    return deltas
-
-
-def sse(payload: ChatCompletionChunk | dict) -> str:
-    if isinstance(payload, ChatCompletionChunk):
-        data = payload.model_dump(exclude_none=True)
-        for choice in data["choices"]:  # OpenAI chunks always carry these keys
-            choice.setdefault("finish_reason", None)
-            choice.setdefault("logprobs", None)
-        payload = data
-    return f"data: {json.dumps(payload)}\n\n"
-
-
 class ChatService:
-    def __init__(self, search: StageSearch, metrics: Metrics, model_name: str) -> None:
+    def __init__(self, search: StageSearch, metrics: Metrics, model_name: str,
+                 keepalive: float = 15.0) -> None:
         self.search = search
         self.metrics = metrics
         self.model_name = model_name
+        self.keepalive = keepalive  # seconds between SSE comments while a search is quiet
 
-    async def _one(self, conversation: Conversation, params: SearchParams
-                   ) -> AsyncIterator[StageChosen | Trace]:
-        async for event in self.search.run(conversation, params):
+    async def _one(self, conversation: Conversation, params: SearchParams,
+                   stream_text: bool = False) -> AsyncIterator[SearchEvent]:
+        async for event in self.search.run(conversation, params, stream_text):
             if isinstance(event, Trace):
                 self.metrics.search_done(params.selector, params.beam_width, event.usage,
                                          event.answer_tokens)
@@ -120,63 +66,57 @@ class ChatService:
         for i, trace in enumerate(traces):
             message = AssistantMessage(content=trace.answer)
             if body.return_trace:
-                message.reasoning_content = trace.tagged_text()
+                message.reasoning = message.reasoning_content = trace.tagged_text()
                 message.stages = [stage_out(s) for s in trace.stages]
-            choices.append(Choice(index=i, message=message,
+            logprobs = (logprobs_out(trace.answer_token_logprobs(params.stop))
+                        if params.answer_logprobs is not None else None)
+            choices.append(Choice(index=i, message=message, logprobs=logprobs,
                                   finish_reason=trace.finish_reason))  # type: ignore[arg-type]
         return ChatCompletion(id=completion_id(), model=self.model_name, choices=choices,
                               usage=usage_out(list(traces)))
 
     async def stream(self, body: ChatCompletionRequest, conversation: Conversation,
                      params: SearchParams, deadline: float) -> AsyncIterator[str]:
-        """SSE chunks; `deadline` is on the event loop's clock."""
-        chunk_id = completion_id()
-        chunk = lambda choices, usage=None: ChatCompletionChunk(  # noqa: E731
-            id=chunk_id, model=self.model_name, choices=choices, usage=usage)
-        yield sse(chunk([ChunkChoice(index=i, delta=Delta(role="assistant", content=""))
-                         for i in range(body.n)]))
+        """SSE chunks (see `server.api.streaming`); `deadline` is on the event loop's clock."""
+        stream = ChatStream(body, params, self.model_name)
         traces: list[Trace] = []
         events = self._merged(conversation, params, body.n)
         try:
-            while True:
-                async with asyncio.timeout_at(deadline):  # only while waiting on the search
-                    try:
-                        index, event = await anext(events)
-                    except StopAsyncIteration:
-                        break
-                if isinstance(event, StageChosen):
-                    for delta in stage_delta(event.result, params.schema,
-                                             body.return_trace):
-                        yield sse(chunk([ChunkChoice(index=index, delta=delta)]))
-                else:
+            async for item in with_keepalive(events, self.keepalive, deadline):
+                if isinstance(item, str):
+                    yield item
+                    continue
+                index, event = item
+                if isinstance(event, Trace):
                     traces.append(event)
-                    yield sse(chunk([ChunkChoice(index=index, delta=Delta(),
-                                                 finish_reason=event.finish_reason)]))  # type: ignore[arg-type]
+                for chunk in stream.render(index, event):
+                    yield chunk
         except Exception as exc:  # the stream has begun: the error is its last event
             error = as_api_error(exc)
             if error.status >= 500:
                 log.exception("stream failed")
             yield sse(api_error_body(error))
         else:
-            if body.stream_options and body.stream_options.include_usage:
-                yield sse(chunk([], usage_out(traces)))
+            for chunk in stream.finish(traces):
+                yield chunk
         finally:
             await events.aclose()
-        yield "data: [DONE]\n\n"
+        yield DONE
 
     async def _merged(self, conversation: Conversation, params: SearchParams, n: int
-                      ) -> AsyncGenerator[tuple[int, StageChosen | Trace], None]:
-        """Events of n concurrent searches, as they come. With n == 1, no extra task."""
+                      ) -> AsyncGenerator[tuple[int, SearchEvent], None]:
+        """Events of n concurrent searches (with stage text as it is decoded), as they come.
+        With n == 1, no extra task."""
         if n == 1:
-            async for event in self._one(conversation, params):
+            async for event in self._one(conversation, params, stream_text=True):
                 yield 0, event
             return
-        queue: asyncio.Queue[tuple[int, StageChosen | Trace | BaseException | None]] = (
-            asyncio.Queue())
+        queue: asyncio.Queue[tuple[int, SearchEvent | BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int) -> None:
             try:
-                async for event in self._one(conversation, choice_params(params, i)):
+                async for event in self._one(conversation, choice_params(params, i),
+                                             stream_text=True):
                     await queue.put((i, event))
                 await queue.put((i, None))
             except BaseException as exc:  # includes cancellation: the consumer must wake up

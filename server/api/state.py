@@ -64,6 +64,7 @@ class ServerState:
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     engine: Any = None  # the engine adapter, once loaded
     chat: ChatService | None = None  # the chat service, once the engine is loaded
+    ignored_fields: set[str] = field(default_factory=set)  # request fields already logged
 
 
 def server_state(app: Any) -> ServerState:

@@ -18,24 +18,46 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from server.search.interface import ChoiceResult, Prompt, PromptTooLong, Sampling, StageEngine
+from server.search.interface import (
+    ChoiceResult,
+    Prompt,
+    PromptTooLong,
+    Sampling,
+    StageEngine,
+    TextSink,
+)
 from server.search.params import SearchParams, SearchShape
 from server.search.prompts import Conversation, PromptBuilder, RenderChat
-from server.search.schema import FULL_ANSWER_CRITERION, Stage, clean_stage_text
+from server.search.schema import (
+    FULL_ANSWER_CRITERION,
+    Stage,
+    StageTextStream,
+    clean_stage_text,
+)
 from server.search.selection import Pool, Selecting
 from server.search.selectors import best_by_logprob
-from server.search.trace import Candidate, Selection, StageResult, Trace
+from server.search.trace import Candidate, Selection, StageResult, Trace, Usage
 
 NO_ANSWER = Candidate("", 0, float("-inf"), False)
 
 
 @dataclass(frozen=True)
+class StageText:
+    """More of a stage's text while it is generated (one-candidate stages only): final, since
+    what is shown is always a prefix of the stage's final text."""
+
+    tag: str
+    text: str
+
+
+@dataclass(frozen=True)
 class StageChosen:
     result: StageResult
+    usage: Usage  # the request's usage so far (a copy)
 
 
 class SearchObserver(Protocol):
@@ -57,15 +79,20 @@ class StageSearch:
         self.render_chat = render_chat
         self.observer = observer or _NoObserver()
 
-    async def run(self, conversation: Conversation, params: SearchParams
-                  ) -> AsyncIterator[StageChosen | Trace]:
-        """Yields each stage as it is chosen, then the finished Trace."""
+    async def run(self, conversation: Conversation, params: SearchParams,
+                  stream_text: bool = False) -> AsyncIterator[StageText | StageChosen | Trace]:
+        """Yields each stage as it is chosen, then the finished Trace; with `stream_text`, a
+        search without branching also yields each stage's text as it is decoded."""
         run = SearchRun(self, conversation, params)
         if params.shape is SearchShape.BEST_OF_N and params.branching:
             yield await run.best_of_n()
             return
+        if stream_text and not params.branching:
+            async for event in run.streamed():
+                yield event
+            return
         async for result in run.stages(params.beam_width):
-            yield StageChosen(result)
+            yield StageChosen(result, replace(run.trace.usage))
         yield run.trace
 
 
@@ -86,6 +113,7 @@ class SearchRun:
         self.chosen: list[tuple[Stage, Candidate]] = []
         self.selecting = Selecting(self, self.prompts, random.Random(params.seed(*path, "order")),
                                    params.judge_both_orders)
+        self.show_text: Callable[[str, str], None] | None = None  # (tag, text) while decoding
 
     # ------------------------------------------------------------------ the loop
 
@@ -113,6 +141,34 @@ class SearchRun:
             if self.cut_by_budget(result, cap):
                 self.trace.finish_reason = "length"
 
+    async def streamed(self) -> AsyncIterator[StageText | StageChosen | Trace]:
+        """The one-candidate search, with each stage's text as it is decoded: the search runs
+        as a task that fills a queue; cancelling the consumer cancels it (and its engine
+        call)."""
+        queue: asyncio.Queue[StageText | StageChosen] = asyncio.Queue()
+        self.show_text = lambda tag, text: queue.put_nowait(StageText(tag, text))
+
+        async def drive() -> None:
+            async for result in self.stages(1):
+                queue.put_nowait(StageChosen(result, replace(self.trace.usage)))
+
+        task = asyncio.create_task(drive())
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter.done():
+                    yield getter.result()
+                    continue
+                getter.cancel()
+                while not queue.empty():
+                    yield queue.get_nowait()
+                task.result()  # the search's failure, if it failed
+                break
+            yield self.trace
+        finally:
+            task.cancel()
+
     def append(self, result: StageResult) -> None:
         self.trace.stages.append(result)
         self.chosen.append((result.stage, result.chosen))
@@ -134,26 +190,39 @@ class SearchRun:
     async def branch(self, prompt: Prompt, stage: Stage, cap: int, width: int, index: int
                      ) -> tuple[list[Candidate], bool]:
         """`width` candidates of `stage`; if none is usable, one greedy candidate instead."""
-        answer = stage.tag == self.params.schema.answer_tag
-        stop = (stage.close_tag, *(self.params.stop if answer else ()))
-        sampling = self.params.sampling.with_(
-            n=width, max_tokens=cap, stop=stop, logprobs=self.params.wants_logprobs,
-            min_tokens=min(self.params.sampling.min_tokens, cap),
-            seed=self.params.seed(*self.path, "stage", index))
-        candidates = await self.generate(prompt, stage, sampling)
+        sampling = self.params.stage_sampling(stage, width, cap,
+                                              self.params.seed(*self.path, "stage", index))
+        candidates = await self.generate(prompt, stage, sampling, self.text_sink(stage, sampling))
         if any(c.usable for c in candidates) or sampling.temperature == 0.0:
             return candidates, False
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
-        return await self.generate(prompt, stage, greedy), True
+        return await self.generate(prompt, stage, greedy, self.text_sink(stage, greedy)), True
 
-    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling) -> list[Candidate]:
-        result = await self.search.engine.generate(prompt, self.conversation.images, sampling)
+    def text_sink(self, stage: Stage, sampling: Sampling) -> TextSink | None:
+        """Where a one-candidate stage's text goes while it is decoded, if anywhere."""
+        show = self.show_text
+        if show is None or sampling.n != 1:
+            return None
+        text = StageTextStream(stage, sampling.stop[1:])
+
+        def sink(raw: str) -> None:
+            piece = text.feed(raw)
+            if piece:
+                show(stage.tag, piece)
+        return sink
+
+    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling,
+                       on_text: TextSink | None = None) -> list[Candidate]:
+        result = await self.search.engine.generate(prompt, self.conversation.images, sampling,
+                                                   on_text)
         generated = sum(g.token_count for g in result.generations)
         self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
         candidates = []
         for g in result.generations:
             # stop[0] is the closing tag; the rest are the caller's stop strings
             text, closed = clean_stage_text(stage, g.text, sampling.stop[1:])
+            # a constrained answer ends where its grammar does, without the closing tag
+            closed = closed or (sampling.constraint is not None and g.finish_reason == "stop")
             candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed, g))
         return candidates
 

@@ -3,9 +3,30 @@ use a deterministic fake."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+ConstraintKind = Literal["json", "json_object", "regex", "choice", "grammar"]
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What the answer stage must match, enforced while decoding by the engine's structured-
+    output backend: a JSON schema (as JSON text), any JSON object, a regular expression, one of
+    a few strings, or a grammar (EBNF)."""
+
+    kind: ConstraintKind
+    value: str | tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -24,6 +45,13 @@ class Sampling:
     logprobs: bool = False
     min_tokens: int = 0  # neither EOS nor a stop string ends a completion before this many
     ignore_eos: bool = False  # EOS does not end a completion (stop strings and caps still do)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
+    stop_token_ids: tuple[int, ...] = ()
+    skip_special_tokens: bool = True
+    token_logprobs: int | None = None  # report each token's logprob and this many alternatives
+    constraint: Constraint | None = None  # structured output the completion must match
 
     def with_(self, **changes: Any) -> Sampling:
         return replace(self, **changes)
@@ -40,6 +68,8 @@ class Generation:
     cumulative_logprob: float | None
     finish_reason: str  # "stop" (stop string / EOS) or "length"
     token_ids: tuple[int, ...] = field(default=(), repr=False, compare=False)
+    token_logprobs: tuple[TokenLogprob, ...] | None = field(default=None, repr=False,
+                                                            compare=False)
 
     @property
     def mean_logprob(self) -> float:
@@ -80,13 +110,22 @@ class PromptTooLong(ValueError):
     """The prompt does not fit the model's context."""
 
 
+class InvalidRequest(ValueError):
+    """The engine refused a request's parameters (a structured-output schema it cannot compile,
+    a logit bias for a token outside the vocabulary, ...): the caller's mistake, not a fault."""
+
+
 class EngineDead(RuntimeError):
     """The engine stopped working; the process should exit and be restarted."""
 
 
+# Called with a one-completion call's whole text so far, each time the engine has more of it.
+TextSink = Callable[[str], None]
+
+
 class StageEngine(Protocol):
-    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling
-                       ) -> GenerateResult: ...
+    async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
+                       on_text: TextSink | None = None) -> GenerateResult: ...
 
     async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult: ...

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from server.search.interface import Sampling
+from server.search.interface import Constraint, Sampling
 from server.search.schema import Stage, StageSchema
 
 SEED_LIMIT = 2**63  # seeds stay in vLLM's (and OpenAI's) signed 64-bit range
@@ -53,7 +53,11 @@ class SearchParams:
     default_stage_max_tokens: int = 128
     max_tokens: int | None = None  # budget for the returned path (all chosen stages)
     sampling: Sampling = field(default_factory=Sampling)
-    stop: tuple[str, ...] = ()  # the caller's stop strings, applied to the answer stage
+    # what applies to the answer stage only (the reasoning stays free):
+    stop: tuple[str, ...] = ()  # the caller's stop strings
+    stop_token_ids: tuple[int, ...] = ()
+    constraint: Constraint | None = None  # structured output (response_format, choice, ...)
+    answer_logprobs: int | None = None  # per-token logprobs of the answer, with k alternatives
     judge_both_orders: bool = True
     prompted: bool = False
 
@@ -66,6 +70,22 @@ class SearchParams:
         """Logprobs cost about a quarter of decode time on the CPU: only when a selector reads
         them (logprob itself, and vote, verify and auto to break ties)."""
         return self.branching and self.selector != Selector.JUDGE
+
+    def stage_sampling(self, stage: Stage, width: int, cap: int, seed: int | None) -> Sampling:
+        """The sampling of one stage's candidates: the request's, capped, stopped at the stage's
+        closing tag; for the answer stage also the caller's stops, the structured-output
+        constraint (under which a forced length would fight the grammar) and token logprobs."""
+        sampling = self.sampling.with_(
+            n=width, max_tokens=cap, stop=(stage.close_tag,), logprobs=self.wants_logprobs,
+            min_tokens=min(self.sampling.min_tokens, cap), seed=seed)
+        if stage.tag != self.schema.answer_tag:
+            return sampling
+        sampling = sampling.with_(stop=(stage.close_tag, *self.stop),
+                                  stop_token_ids=self.stop_token_ids,
+                                  token_logprobs=self.answer_logprobs)
+        if self.constraint is not None:
+            sampling = sampling.with_(constraint=self.constraint, min_tokens=0, ignore_eos=False)
+        return sampling
 
     def stage_cap(self, stage: Stage) -> int:
         return self.stage_max_tokens.get(stage.tag, self.default_stage_max_tokens)

@@ -8,7 +8,7 @@ serve it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,8 @@ from server.search.schema import Stage, StageSchema
 from server.search.trace import Candidate
 
 ChatMessage = dict[str, Any]
-RenderChat = Callable[[list[ChatMessage]], str]
+# the model's chat template: messages and extra template variables (chat_template_kwargs)
+RenderChat = Callable[[list[ChatMessage], Mapping[str, Any]], str]
 
 JUDGE_OPTIONS = ("1", "2")
 VERIFY_OPTIONS = ("yes", "no")  # what the tiny model is trained to answer
@@ -31,6 +32,7 @@ class Conversation:
 
     messages: tuple[ChatMessage, ...]
     images: tuple[Any, ...] = field(default=(), compare=False)
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
 def text_part(text: str) -> dict[str, str]:
@@ -48,7 +50,7 @@ class PromptBuilder:
         if self.prompted:
             messages.insert(0, {"role": "system",
                                 "content": [text_part(self.schema.format_instruction)]})
-        return self.render_chat(messages)
+        return self.render_chat(messages, conversation.template_kwargs)
 
     def stage(self, base: str, chosen: Sequence[tuple[Stage, Candidate]], stage: Stage
               ) -> Prompt:

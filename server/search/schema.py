@@ -114,3 +114,48 @@ def clean_stage_text(stage: Stage, raw: str, stops: Sequence[str] = ()) -> tuple
     if text.startswith(stage.open_tag):
         text = text[len(stage.open_tag):].strip()
     return text, closed
+
+
+class StageTextStream:
+    """A stage's text while it is being generated, released only where it is final: each
+    `feed` takes everything generated so far and returns what may be shown now, so that what
+    is shown is always a prefix of what `clean_stage_text` makes of the whole generation.
+    Held back: leading space, a repeated opening tag, a trailing part that could still become
+    the closing tag or a stop string, trailing space."""
+
+    def __init__(self, stage: Stage, stops: Sequence[str] = ()) -> None:
+        self.stage = stage
+        self.stops = tuple(s for s in stops if s)
+        self.shown = ""
+
+    def feed(self, raw: str) -> str:
+        text = raw
+        for end in (self.stage.close_tag, *self.stops):
+            text = text.split(end, 1)[0]
+        text = text.lstrip()
+        opening = self.stage.open_tag
+        if opening.startswith(text):
+            return ""  # nothing yet, or the start of a repeated opening tag
+        if text.startswith(opening):
+            text = text[len(opening):].lstrip()
+        for end in (self.stage.close_tag, *self.stops):
+            text = text[:len(text) - _partial_suffix(text, end)]
+        return self._show(text.rstrip())
+
+    def finish(self, final: str) -> str:
+        """The rest of the stage's final text (as the search chose it)."""
+        return self._show(final)
+
+    def _show(self, text: str) -> str:
+        if not text.startswith(self.shown) or len(text) <= len(self.shown):
+            return ""
+        new, self.shown = text[len(self.shown):], text
+        return new
+
+
+def _partial_suffix(text: str, end: str) -> int:
+    """Length of the longest suffix of `text` that is a proper prefix of `end`."""
+    for size in range(min(len(end) - 1, len(text)), 0, -1):
+        if text.endswith(end[:size]):
+            return size
+    return 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from server.search.interface import Generation, PromptPart
+from server.search.interface import Generation, PromptPart, TokenLogprob
 from server.search.schema import Stage, StageSchema
 
 
@@ -19,6 +20,23 @@ class Candidate:
     @property
     def usable(self) -> bool:
         return bool(self.text)
+
+    def token_logprobs(self, ends: Sequence[str]) -> tuple[TokenLogprob, ...] | None:
+        """The logprobs of the tokens that make up this candidate's text: those the engine
+        reported, up to the first of `ends` (its closing tag, a stop string) in what it wrote."""
+        generation = self.generation
+        if generation is None or generation.token_logprobs is None:
+            return None
+        found = [i for i in (generation.text.find(e) for e in ends if e) if i >= 0]
+        end = min(found, default=len(generation.text))
+        kept: list[TokenLogprob] = []
+        offset = 0
+        for token in generation.token_logprobs:
+            if offset >= end:
+                break
+            kept.append(token)
+            offset += len(token.token)
+        return tuple(kept)
 
     def as_prompt(self, close_tag: str) -> tuple[PromptPart, ...]:
         """The candidate as the model wrote it, closed: its exact tokens where known."""
@@ -129,6 +147,15 @@ class Trace:
             if stage.tag == self.schema.answer_tag:
                 return stage.text
         return ""
+
+    def answer_token_logprobs(self, stops: Sequence[str] = ()
+                              ) -> tuple[TokenLogprob, ...] | None:
+        """The chosen answer's token logprobs (where asked for), up to its closing tag or a
+        stop string."""
+        for stage in self.stages:
+            if stage.tag == self.schema.answer_tag:
+                return stage.chosen.token_logprobs((stage.stage.close_tag, *stops))
+        return None
 
     @property
     def answer_tokens(self) -> int:

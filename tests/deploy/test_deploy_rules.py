@@ -1,6 +1,7 @@
 """Properties the rendered chart must keep: probes on the server's own routes, a grace period
-that covers the drain, GPU scheduling, shared memory, a locked-down pod, the pinned image, and
-a ConfigMap the server's Settings accept."""
+that covers the drain, GPU scheduling, shared memory, a locked-down pod, the pinned image, a
+ConfigMap the server's Settings accept, and container args the server's own parser (vLLM's
+engine flags included) accepts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ import yaml
 from prometheus_client import generate_latest
 
 from server.api.health import router as health_router
+from server.cli import build_parser, settings_from
 from server.config import DEFAULT_TINY_MODEL, Settings
+from server.engine import engine_args
 from server.metrics import Metrics
 from tests.deploy.deploytools import (
     CHART,
@@ -28,9 +31,9 @@ from tests.deploy.deploytools import (
 )
 
 RUNTIME = ["gpu", "cpu", "llava-cot", "gpu-all", "cpu-keda"]
-# Options every variant sets (served_model_name and max_model_len may stay at the default).
-REQUIRED_OPTIONS = ["model", "dtype", "gpu_memory_utilization", "stage_mode", "stage_schema",
-                    "stage_max_tokens", "beam_width", "selector", "drain_timeout", "host", "port"]
+# Options every variant sets (served_model_name may stay at the default).
+REQUIRED_OPTIONS = ["model", "stage_mode", "stage_schema", "stage_max_tokens", "beam_width",
+                    "selector", "drain_timeout", "host", "port"]
 SERVER_ROUTES = {route.path for route in health_router.routes}
 IMAGE_STAGES = {s.name: s for s in dockerfile_stages((REPO / "Dockerfile").read_text())[1]}
 
@@ -49,6 +52,15 @@ def server_env(docs: list[dict[str, Any]]) -> dict[str, str]:
     name = container(docs)["envFrom"][0]["configMapRef"]["name"]
     config_map = next(d for d in find(docs, "ConfigMap") if d["metadata"]["name"] == name)
     return config_map["data"]
+
+
+def engine_flags(docs: list[dict[str, Any]]) -> list[str]:
+    """The container args: vLLM engine flags after the entrypoint `cot-server serve`."""
+    return [str(arg) for arg in container(docs).get("args", [])]
+
+
+def flag_value(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
 
 
 def drain_timeout(docs: list[dict[str, Any]]) -> float:
@@ -102,16 +114,22 @@ def test_grace_period_follows_the_drain_timeout(drain: float | None, pre_stop: i
 def test_gpu_variant_requests_gpus_on_gpu_nodes(rendered: dict, variant: str) -> None:
     docs = rendered[variant]
     limits = container(docs)["resources"]["limits"]
-    assert limits["nvidia.com/gpu"] == int(server_env(docs)["COT_SERVER_TENSOR_PARALLEL_SIZE"])
+    assert limits["nvidia.com/gpu"] == int(flag_value(engine_flags(docs),
+                                                      "--tensor-parallel-size") or 1)
     assert limits["nvidia.com/gpu"] >= 1
     assert server_env(docs)["COT_SERVER_DEVICE"] == "cuda"
     assert any(t["key"] == "nvidia.com/gpu" for t in pod(docs)["tolerations"])
     assert pod(docs)["nodeSelector"]
 
 
-def test_gpu_limit_follows_tensor_parallel_size() -> None:
-    docs = render([], {"server": {"tensor_parallel_size": 2}})
-    assert container(docs)["resources"]["limits"]["nvidia.com/gpu"] == 2
+@pytest.mark.parametrize("sizes,gpus", [({"tensor-parallel-size": 2}, 2),
+                                        ({"tensor-parallel-size": 2,
+                                          "pipeline-parallel-size": 2}, 4),
+                                        ({"tensor-parallel-size": None,
+                                          "data-parallel-size": 3}, 3)])
+def test_gpu_limit_follows_the_parallel_sizes(sizes: dict[str, int | None], gpus: int) -> None:
+    docs = render([], {"engine": sizes})
+    assert container(docs)["resources"]["limits"]["nvidia.com/gpu"] == gpus
 
 
 @pytest.mark.parametrize("variant", ["cpu", "cpu-keda"])
@@ -206,12 +224,47 @@ def test_configmap_is_a_valid_server_configuration(rendered: dict, variant: str,
     assert settings.host == "0.0.0.0" and settings.port == 8000
 
 
+@pytest.fixture(scope="module")
+def serve_parser() -> Any:
+    return build_parser()
+
+
+@pytest.mark.parametrize("variant", RUNTIME)
+def test_container_args_are_engine_flags_the_server_accepts(
+        rendered: dict, variant: str, serve_parser: Any) -> None:
+    """The server's own parser (with vLLM's) reads the args, and vLLM's AsyncEngineArgs takes
+    what it read; no engine is started."""
+    args = engine_flags(rendered[variant])
+    settings = settings_from(serve_parser.parse_args(["serve", *args]))
+    assert set(settings.engine) == {a[2:].replace("no-", "", 1).replace("-", "_")
+                                    for a in args if a.startswith("--")}
+    built = engine_args(settings, on_cpu=variant.startswith("cpu"))
+    assert built.enable_prefix_caching is True
+    if variant.startswith("cpu"):  # the server's CPU defaults, not the GPU values'
+        assert (built.gpu_memory_utilization, built.enforce_eager) == (0.3, True)
+    else:
+        assert built.enforce_eager is (variant == "llava-cot")
+
+
+def test_engine_values_render_as_vllm_flags() -> None:
+    args = engine_flags(render([], {"engine": {
+        "max-num-batched-tokens": "4k", "kv-cache-dtype": "fp8", "enforce-eager": True,
+        "mm-processor-kwargs": {"max_pixels": 1003520}, "allowed-media-domains": ["a.org"],
+        "dtype": None}}))
+    assert flag_value(args, "--max-num-batched-tokens") == "4k"
+    assert flag_value(args, "--kv-cache-dtype") == "fp8"
+    assert "--enforce-eager" in args and "--no-enforce-eager" not in args
+    assert flag_value(args, "--mm-processor-kwargs") == '{"max_pixels":1003520}'
+    assert flag_value(args, "--allowed-media-domains") == "a.org"
+    assert "--dtype" not in args
+
+
 SECRET_OPTIONS = {"api_key", "metrics_api_key"}  # from Secrets, never from the ConfigMap
 
 
 def test_values_list_every_server_option() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())["server"]
-    assert set(values) | SECRET_OPTIONS == set(Settings.model_fields), \
+    assert set(values) | SECRET_OPTIONS == set(Settings.flag_fields()), \
         "values.yaml `server` and server/config.py list different options"
     assert not set(values) & SECRET_OPTIONS
     assert values["host"] == "0.0.0.0" and values["port"] == 8000
@@ -230,10 +283,11 @@ def test_api_keys_come_from_secrets_and_the_scraper_sends_the_metrics_key() -> N
     assert endpoint["authorization"]["credentials"]["name"] == "mkey"
 
 
-def test_optional_options_reach_the_configmap_when_set() -> None:
-    data = server_env(render([], {"server": {"served_model_name": "cot", "max_model_len": 4096}}))
-    assert data["COT_SERVER_SERVED_MODEL_NAME"] == "cot"
-    assert data["COT_SERVER_MAX_MODEL_LEN"] == "4096"
+def test_optional_options_reach_the_configmap_and_the_args_when_set() -> None:
+    docs = render([], {"server": {"served_model_name": "cot,cot-alias"},
+                       "engine": {"max-model-len": 4096}})
+    assert server_env(docs)["COT_SERVER_SERVED_MODEL_NAME"] == "cot,cot-alias"
+    assert flag_value(engine_flags(docs), "--max-model-len") == "4096"
 
 
 def test_rollout_never_drops_below_the_desired_replicas(rendered: dict) -> None:
@@ -302,8 +356,9 @@ def documented_values() -> set[str]:
 
 def test_every_value_is_documented() -> None:
     documented = documented_values()
-    free_form = {"server", "resources", "podSecurityContext", "securityContext", "nodeSelector",
-                 "affinity", "podAnnotations", "podLabels", "scratchDirs", "probes"}
+    free_form = {"server", "engine", "resources", "podSecurityContext", "securityContext",
+                 "nodeSelector", "affinity", "podAnnotations", "podLabels", "scratchDirs",
+                 "probes"}
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for key, value in values.items():
         if isinstance(value, dict) and key not in free_form and value:

@@ -77,12 +77,19 @@ def test_streaming_sends_reasoning_then_content_then_usage_then_done(server, cha
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     reasoning = "".join(d.get("reasoning_content", "") for d in deltas)
     content = "".join(d.get("content", "") for d in deltas)
-    assert [reasoning.index(f"<{t}>") for t in STAGES] == sorted(
-        reasoning.index(f"<{t}>") for t in STAGES)
-    assert f"<CONCLUSION>{content}</CONCLUSION>" in reasoning
+    assert [reasoning.index(f"<{t}>") for t in STAGES[:-1]] == sorted(
+        reasoning.index(f"<{t}>") for t in STAGES[:-1])
+    assert "<CONCLUSION>" not in reasoning  # the answer stage is sent once, as content
+    assert deltas[0]["role"] == "assistant" and deltas[0].get("reasoning", "").startswith(
+        "<SUMMARY>")  # the first chunk carries output: an honest time to first token
+    assert all(d.get("reasoning") == d.get("reasoning_content") for d in deltas)
     first_content = next(i for i, d in enumerate(deltas) if d.get("content"))
-    if content:
-        assert all("reasoning_content" in d for d in deltas[1:first_content])
+    assert all("content" not in d for d in deltas[:first_content])
+    assert not any(d.get("reasoning") for d in deltas[first_content:])
+    # beam width 1: the stages stream token by token, and add up to the non-streamed answer
+    assert sum(bool(d.get("reasoning")) for d in deltas) > len(STAGES) - 1
+    whole = post(server, {**chat_body, "return_trace": True}).json()["choices"][0]["message"]
+    assert whole["reasoning"].startswith(reasoning) and whole["content"] == content
     finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
     assert finish[-1] in ("stop", "length")
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] > 0

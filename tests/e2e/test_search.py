@@ -111,11 +111,15 @@ def test_disconnect_during_each_stage_aborts_all_engine_work(server, chat_body, 
             "stream": True, "return_trace": True}
     chosen = 0
     with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=60) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: {") and '"reasoning_content"' in line:
-                chosen += 1
-            if line and chosen == stages_done:
-                break  # the long stage's candidates are being generated now
+        if stages_done == 0:  # nothing is sent before the first stage: wait until it runs
+            while server.counter("cot_server_requests_running") < 1:
+                time.sleep(0.05)
+        else:
+            for line in response.iter_lines():
+                if line.startswith("data: {") and '"reasoning_content"' in line:
+                    chosen += 1
+                if chosen == stages_done:
+                    break  # the long stage's candidates are being generated now
     left = time.monotonic()
     assert chosen == stages_done
     assert _wait_idle(server) - left < 5

@@ -1,12 +1,12 @@
-"""Chat completions in flight, streamed ones until their last byte: the drain on SIGTERM waits
-for them, and a gauge shows them."""
+"""Chat completions and responses in flight, streamed ones until their last byte: the drain on
+SIGTERM waits for them, and a gauge shows them."""
 
 from __future__ import annotations
 
 from server.api.middleware.asgi import ASGIApp, Receive, Scope, Send
 from server.api.state import ServerState
 
-CHAT_PATH = "/v1/chat/completions"
+GENERATING_PATHS = frozenset({"/v1/chat/completions", "/v1/responses"})
 
 
 class InFlightMiddleware:
@@ -15,7 +15,7 @@ class InFlightMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != CHAT_PATH:
+        if scope["type"] != "http" or scope["path"] not in GENERATING_PATHS:
             await self.app(scope, receive, send)
             return
         self.state.lifecycle.active += 1

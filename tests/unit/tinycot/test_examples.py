@@ -19,7 +19,7 @@ from tinycot.examples import (
 from tinycot.task import STAGE_TAGS, dataset, tagged
 
 
-def render(messages):
+def render(messages, template_kwargs=None):
     parts = [p.get("text", "<image>") for m in messages for p in m["content"]]
     return "User:" + "".join(parts) + "<end_of_utterance>\nAssistant:"
 

@@ -31,6 +31,37 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
+{{/* The `engine` values as vLLM flags, container args after the entrypoint `cot-server serve`:
+true -> --name, false -> --no-name, a map -> JSON, a list -> its items, null -> left out. */}}
+{{- define "cot-server.engineArgs" -}}
+{{- range $flag, $value := .Values.engine }}
+{{- if kindIs "bool" $value }}
+- {{ printf "--%s%s" (ternary "" "no-" $value) $flag | quote }}
+{{- else if not (kindIs "invalid" $value) }}
+- {{ printf "--%s" $flag | quote }}
+{{- if kindIs "map" $value }}
+- {{ toJson $value | quote }}
+{{- else if kindIs "slice" $value }}
+{{- range $value }}
+- {{ include "cot-server.envValue" . }}
+{{- end }}
+{{- else }}
+- {{ include "cot-server.envValue" $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* GPUs one server uses: tensor x pipeline x data parallel size (each 1 when not given). */}}
+{{- define "cot-server.gpus" -}}
+{{- $engine := .Values.engine | default dict }}
+{{- $sizes := list }}
+{{- range $name := list "tensor-parallel-size" "pipeline-parallel-size" "data-parallel-size" }}
+{{- $sizes = append $sizes (index $engine $name | default 1 | int64) }}
+{{- end }}
+{{- mul (index $sizes 0) (index $sizes 1) (index $sizes 2) }}
+{{- end }}
+
 {{/* preStop sleep + the server's drain timeout + time for the engine to stop. */}}
 {{- define "cot-server.gracePeriod" -}}
 {{- $drain := 30 }}

@@ -49,8 +49,14 @@ def test_stage_caps_per_stage_case_insensitive_and_unknown_stages_rejected():
     {"messages": [{"role": "user", "content": [{"type": "audio", "audio": "x"}]}]},
     {"messages": [{"role": "user", "content": [{"type": "text", "text": 5}]}]},
     {"temperature": 3}, {"top_p": 0}, {"max_tokens": 0}, {"beam_width": 17},
-    {"selector": "coin"}, {"search": "tree"}, {"stop": ["a", "b", "c", "d", "e"]}, {"tools": []},
-    {"stage_max_tokens": 0},
+    {"selector": "coin"}, {"search": "tree"}, {"stop": ["a", "b", "c", "d", "e"]},
+    {"stage_max_tokens": 0}, {"frequency_penalty": 3}, {"logit_bias": {"x": 1}},
+    {"logit_bias": {"5": 101}}, {"top_logprobs": 2}, {"logprobs": True, "top_logprobs": 21},
+    {"chat_template_kwargs": {"tokenize": True}}, {"reasoning_effort": "max"},
+    {"response_format": {"type": "json_schema"}}, {"response_format": {"type": "xml"}},
+    {"guided_regex": "(unclosed"}, {"guided_json": "{not json"}, {"guided_choice": []},
+    {"guided_choice": ["a"], "guided_regex": "a"},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "extra": 1}]}]},
 ])
 def test_bad_requests_fail_validation(bad):
     with pytest.raises(ValidationError):
@@ -70,3 +76,57 @@ def test_conversation_keeps_image_order_and_replaces_parts():
 def test_developer_messages_are_system_instructions():
     body = req(messages=[{"role": "developer", "content": "be brief"}, USER])
     assert body.to_conversation(lambda url: url).messages[0]["role"] == "system"
+
+
+def test_unknown_fields_are_accepted_and_named_as_ignored():
+    body = req(tools=[], parallel_tool_calls=False, service_tier="auto")
+    assert body.ignored_fields == ["parallel_tool_calls", "service_tier", "tools"]
+    assert req().ignored_fields == []
+
+
+def test_assistant_turns_may_carry_their_reasoning_which_is_not_fed_back():
+    body = req(messages=[USER, {"role": "assistant", "content": "4", "reasoning": "SECRET",
+                                "reasoning_content": "SECRET"}, USER])
+    conversation = body.to_conversation(lambda url: None)
+    assert [m["content"] for m in conversation.messages][1] == [{"type": "text", "text": "4"}]
+    assert "SECRET" not in repr(conversation.messages)
+
+
+def test_sampling_extras_reach_the_engine_parameters():
+    params = req(frequency_penalty=0.5, presence_penalty=-1, logit_bias={"17": -100},
+                 stop_token_ids=[3], skip_special_tokens=False, logprobs=True, top_logprobs=2,
+                 chat_template_kwargs={"enable_thinking": False}).to_search_params(SETTINGS)
+    sampling = params.sampling
+    assert (sampling.frequency_penalty, sampling.presence_penalty) == (0.5, -1)
+    assert sampling.logit_bias == ((17, -100),) and not sampling.skip_special_tokens
+    assert params.stop_token_ids == (3,) and params.answer_logprobs == 2
+    assert req(logprobs=True).to_search_params(SETTINGS).answer_logprobs == 0
+    assert req().to_search_params(SETTINGS).answer_logprobs is None
+    conversation = req(chat_template_kwargs={"enable_thinking": False}).to_conversation(str)
+    assert conversation.template_kwargs == {"enable_thinking": False}
+
+
+@pytest.mark.parametrize("effort", ["none", "minimal"])
+def test_reasoning_effort_none_or_minimal_is_greedy(effort):
+    params = req(reasoning_effort=effort).to_search_params(Settings(beam_width=4))
+    assert params.beam_width == 1 and params.sampling.temperature == 0.0
+
+
+@pytest.mark.parametrize("fields, kind, value", [
+    ({"response_format": {"type": "json_object"}}, "json_object", None),
+    ({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {"type": "object"}}}}, "json", '{"type": "object"}'),
+    ({"structured_outputs": {"choice": ["A", "B"]}}, "choice", ("A", "B")),
+    ({"structured_outputs": {"regex": "[0-9]+"}}, "regex", "[0-9]+"),
+    ({"structured_outputs": {"json": '{"type": "integer"}'}}, "json", '{"type": "integer"}'),
+    ({"guided_choice": ["yes", "no"]}, "choice", ("yes", "no")),
+    ({"guided_json": {"type": "integer"}}, "json", '{"type": "integer"}'),
+    ({"guided_grammar": 'root ::= "a"'}, "grammar", 'root ::= "a"'),
+    ({"response_format": {"type": "text"}}, None, None),
+])
+def test_structured_output_fields_become_one_answer_constraint(fields, kind, value):
+    constraint = req(**fields).to_search_params(SETTINGS).constraint
+    if kind is None:
+        assert constraint is None
+    else:
+        assert constraint is not None and (constraint.kind, constraint.value) == (kind, value)

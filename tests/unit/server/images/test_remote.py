@@ -323,7 +323,7 @@ def test_transport_failures_are_400s():
 
 
 def test_policy_from_settings():
-    from server.api.chat import remote_policy
+    from server.api.handling import remote_policy
     from server.config import Settings
 
     assert remote_policy(Settings()) is None

@@ -38,8 +38,8 @@ class FakeEngine:
         self.choose_calls: list[str] = []
         self.in_flight = 0
 
-    async def generate(self, prompt_parts: Prompt, images: Sequence[Any], sampling: Sampling
-                       ) -> GenerateResult:
+    async def generate(self, prompt_parts: Prompt, images: Sequence[Any], sampling: Sampling,
+                       on_text: Callable[[str], None] | None = None) -> GenerateResult:
         prompt = prompt_text(prompt_parts)
         self.generate_calls.append((prompt, sampling))
         self.in_flight += 1
@@ -51,6 +51,11 @@ class FakeEngine:
         generations = []
         for i in range(sampling.n):
             text = self.script(stage, sampling, i) if self.script else f"{stage} candidate {i}"
+            if on_text is not None:  # as decoded: a word at a time
+                words = text.split(" ")
+                for end in range(1, len(words) + 1):
+                    on_text(" ".join(words[:end]))
+                    await asyncio.sleep(0)
             tokens = min(len(text.split()) + 1, sampling.max_tokens) if text else 0
             finish = "length" if tokens >= sampling.max_tokens else "stop"
             generations.append(Generation(text, tokens, -(i + 1.0) * max(tokens, 1), finish))
@@ -81,7 +86,7 @@ class FakeEngine:
                             cached_tokens=1)
 
 
-def render_chat_fake(messages: list[dict[str, Any]]) -> str:
+def render_chat_fake(messages: list[dict[str, Any]], kwargs: Any = None) -> str:
     """FAKE chat template: role: text, images as <image>."""
     lines = []
     for m in messages:

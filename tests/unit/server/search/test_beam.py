@@ -7,7 +7,7 @@ import pytest
 
 from server.search.beam import StageChosen, StageSearch
 from server.search.interface import PromptTooLong, Sampling
-from server.search.params import SearchParams, SearchShape
+from server.search.params import SearchParams, SearchShape, Selector
 from server.search.prompts import Conversation
 from server.search.schema import LLAVA_COT, THINK_ANSWER
 from server.search.trace import Trace
@@ -135,7 +135,7 @@ async def test_best_of_n_samples_whole_chains_then_judges_once():
 
 async def test_prompt_too_long_at_the_first_stage_is_raised():
     class TooLong(FakeEngine):
-        async def generate(self, prompt, images, sampling):
+        async def generate(self, prompt, images, sampling, on_text=None):
             raise PromptTooLong("prompt has 9000 tokens, the context 2048")
     with pytest.raises(PromptTooLong):
         await run(TooLong(), params())
@@ -235,3 +235,50 @@ async def test_a_selection_prompt_too_long_for_the_context_falls_back_to_logprob
     assert len(trace.stages) == 4 and trace.finish_reason == "stop"
     assert all(s.selection.method == "logprob (context full)" for s in trace.stages)
     assert all(s.chosen_index == 0 for s in trace.stages)  # the fake's best logprob
+
+
+async def test_a_constrained_answer_that_ends_at_its_grammar_counts_as_closed():
+    """FAKE engine: the answer stage's text has no closing tag, as under a grammar."""
+    from server.search.interface import Constraint
+
+    engine = FakeEngine(script=lambda stage, s, i: "B" if s.constraint else f"{stage} text")
+    _, trace = await run(engine, params(beam_width=2, selector=Selector.LOGPROB,
+                                        constraint=Constraint("choice", ("A", "B"))))
+    answer = trace.stages[-1]
+    assert trace.answer == "B" and all(c.closed for c in answer.candidates)
+    constrained = [s for _, s in engine.generate_calls if s.constraint is not None]
+    assert len(constrained) == 1 and constrained[0].n == 2
+
+
+async def test_one_candidate_stages_stream_their_text_as_it_is_decoded():
+    """FAKE engine that decodes a word at a time."""
+    from server.search.beam import StageText
+
+    engine = FakeEngine(script=lambda stage, s, i: f"the {stage} text </{stage}>")
+    search = StageSearch(engine, render_chat_fake)
+    events = [e async for e in search.run(CONV, params(beam_width=1), stream_text=True)]
+    chosen = [e for e in events if isinstance(e, StageChosen)]
+    assert [c.result.tag for c in chosen] == list(LLAVA_COT.tags)
+    for result in (c.result for c in chosen):
+        pieces = [e.text for e in events if isinstance(e, StageText) and e.tag == result.tag]
+        assert len(pieces) > 1 and "".join(pieces) == result.text
+    assert isinstance(events[-1], Trace)
+    order = [e.tag if isinstance(e, StageText) else e.result.tag for e in events[:-1]]
+    assert order == sorted(order, key=list(LLAVA_COT.tags).index)  # stage after stage
+    branching = [e async for e in search.run(CONV, params(beam_width=2), stream_text=True)]
+    assert not any(isinstance(e, StageText) for e in branching)
+
+
+async def test_cancelling_a_streamed_search_cancels_its_engine_call():
+    engine = FakeEngine(delay=10)
+    events = StageSearch(engine, render_chat_fake).run(CONV, params(beam_width=1),
+                                                       stream_text=True)
+    task = asyncio.create_task(anext(events))
+    await asyncio.sleep(0.05)
+    assert engine.in_flight == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await events.aclose()
+    await asyncio.sleep(0)
+    assert engine.in_flight == 0
