@@ -1,5 +1,6 @@
 """Plain HTTP (httpx) against a real server process on the real vLLM CPU engine."""
 
+import itertools
 import json
 
 import httpx
@@ -33,8 +34,8 @@ def test_trace_has_four_well_formed_stages(server, chat_body):
     message = data["choices"][0]["message"]
     assert [s["tag"] for s in message["stages"]] == STAGES
     trace = message["reasoning_content"]
-    positions = [trace.index(f"<{tag}>") for tag in STAGES]
-    assert positions == sorted(positions)
+    boundaries = [trace.index(f"</{a}>\n\n<{b}>") for a, b in itertools.pairwise(STAGES)]
+    assert trace.startswith("<SUMMARY>") and boundaries == sorted(boundaries)
     for stage in message["stages"]:
         assert f"<{stage['tag']}>{stage['text']}</{stage['tag']}>" in trace
         assert len(stage["candidates"]) == 1 and stage["chosen_index"] == 0

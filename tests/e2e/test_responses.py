@@ -1,6 +1,8 @@
 """POST /v1/responses with the official OpenAI SDK against a real server process on the real
 vLLM CPU engine (the session's server: stage caps of 16 tokens)."""
 
+import itertools
+
 import httpx
 import openai
 import pytest
@@ -22,9 +24,9 @@ def question(image_url: str) -> list[dict]:
 def assert_reasoning(trace: str) -> None:
     """The tagged stages before the answer, in order, each closed: the boundaries the server
     writes (the model may write tags of its own inside a stage's text)."""
-    first, *rest = REASONING_STAGES
-    assert trace.startswith(f"<{first}>"), trace
-    boundaries = [trace.index(f"</{a}>\n\n<{b}>") for a, b in zip(REASONING_STAGES, rest)]
+    assert trace.startswith(f"<{REASONING_STAGES[0]}>"), trace
+    boundaries = [trace.index(f"</{a}>\n\n<{b}>")
+                  for a, b in itertools.pairwise(REASONING_STAGES)]
     assert boundaries == sorted(boundaries), trace
     assert trace.rstrip().endswith(f"</{REASONING_STAGES[-1]}>"), trace  # no answer stage
 
