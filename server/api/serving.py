@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 
 from server.api.errors import api_error_body, as_api_error
-from server.api.outputs import logprobs_out, stage_out, usage_out
+from server.api.outputs import answer_logprobs, stage_out, usage_out
 from server.api.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -68,8 +68,8 @@ class ChatService:
             if body.return_trace:
                 message.reasoning = message.reasoning_content = trace.tagged_text()
                 message.stages = [stage_out(s) for s in trace.stages]
-            logprobs = (logprobs_out(trace.answer_token_logprobs(params.stop))
-                        if params.answer_logprobs is not None else None)
+            answer = trace.answer_stage
+            logprobs = answer_logprobs(answer, params) if answer is not None else None
             choices.append(Choice(index=i, message=message, logprobs=logprobs,
                                   finish_reason=trace.finish_reason))  # type: ignore[arg-type]
         return ChatCompletion(id=completion_id(), model=self.model_name, choices=choices,

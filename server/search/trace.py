@@ -143,19 +143,12 @@ class Trace:
 
     @property
     def answer(self) -> str:
-        for stage in self.stages:
-            if stage.tag == self.schema.answer_tag:
-                return stage.text
-        return ""
+        stage = self.answer_stage
+        return stage.text if stage is not None else ""
 
-    def answer_token_logprobs(self, stops: Sequence[str] = ()
-                              ) -> tuple[TokenLogprob, ...] | None:
-        """The chosen answer's token logprobs (where asked for), up to its closing tag or a
-        stop string."""
-        for stage in self.stages:
-            if stage.tag == self.schema.answer_tag:
-                return stage.chosen.token_logprobs((stage.stage.close_tag, *stops))
-        return None
+    @property
+    def answer_stage(self) -> StageResult | None:
+        return next((s for s in self.stages if s.tag == self.schema.answer_tag), None)
 
     @property
     def answer_tokens(self) -> int:
