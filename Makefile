@@ -8,7 +8,7 @@ MODEL_NAME ?= tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test lint tiny-model clean bench soak eval
+.PHONY: serve test test-architectures lint tiny-model clean bench soak eval
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ serve: $(VENV)/.installed-cpu $(MODEL_DIR)/config.json
 
 test: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m pytest -q
+
+# The deployed-VLM architecture matrix alone (also part of `make test`): a tiny random checkpoint
+# of each family served with --stage-mode prompted; -rs lists why a family is skipped here.
+# See docs/models.md.
+test-architectures: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q -rs -m architectures tests/e2e/test_architectures.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check server tinycot loadtest bench evaluation tests

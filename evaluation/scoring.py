@@ -73,18 +73,31 @@ def trace_facts(stages: list[dict[str, Any]] | None, reference: dict[str, str],
         marks = [(answers and is_correct(c["text"], reference[ANSWER_TAG])) if c["text"]
                  else None for c in last["candidates"]]
         return [{"tag": CHAINS, "by": last.get("selected_by", ""),
-                 "chosen": last["chosen_index"], "right": marks, "pairs": _pairs(last)}]
+                 "chosen": last["chosen_index"], "right": marks, "pairs": _pairs(last),
+                 **_signals(last)}]
     facts = []
     for stage in stages:
         fact: dict[str, Any] = {
             "tag": stage["tag"], "by": stage.get("selected_by", ""),
             "chosen": stage["chosen_index"],
             "right": [_mark(stage["tag"], c["text"], reference) for c in stage["candidates"]],
-            "pairs": _pairs(stage)}
+            "pairs": _pairs(stage), **_signals(stage)}
         if stage.get("fallback"):
             fact["fallback"] = True
         facts.append(fact)
     return facts
+
+
+def _signals(stage: dict[str, Any]) -> dict[str, list[float | None]]:
+    """Each candidate's verifier score and mean token log-probability, where the trace has
+    them: what lets the report ask how another selector would have chosen."""
+    candidates = stage["candidates"]
+    out: dict[str, list[float | None]] = {}
+    for key, name in (("score", "scores"), ("mean_logprob", "logprobs")):
+        values = [c.get(key) for c in candidates]
+        if any(v is not None for v in values):
+            out[name] = [None if v is None else round(float(v), 4) for v in values]
+    return out
 
 
 def is_decisive(marks: list[Mark]) -> bool:

@@ -19,10 +19,11 @@ from server.api.errors import install_error_handlers
 from server.api.middleware import install_middleware
 from server.api.responses import router as responses
 from server.api.serving import ChatService
-from server.api.state import ServerState
+from server.api.state import Readiness, ServerState
 from server.config import Settings
 from server.metrics import Metrics
 from server.search.beam import StageSearch
+from server.tracing import Tracing
 
 log = logging.getLogger(__name__)
 EngineFactory = Callable[[Settings], Awaitable[Any]]
@@ -54,12 +55,22 @@ async def _load_and_watch(state: ServerState, factory: EngineFactory) -> None:
     state.lifecycle.fail()
 
 
-def create_app(settings: Settings, engine_factory: EngineFactory | None = None) -> FastAPI:
+def _is(state: ServerState, readiness: Readiness) -> Callable[[], float]:
+    return lambda: float(state.lifecycle.readiness is readiness)
+
+
+def create_app(settings: Settings, engine_factory: EngineFactory | None = None,
+               tracing: Tracing | None = None) -> FastAPI:
+    """The app; `engine_factory` and `tracing` replace the vLLM engine and the OTLP exporter
+    (--otlp-traces-endpoint) where a test brings its own."""
     metrics = Metrics()
     admission = Admission(settings.max_concurrent_requests, settings.max_queued_requests)
-    state = ServerState(settings, metrics, admission)
+    state = ServerState(settings, metrics, admission,
+                        tracing=tracing or Tracing.to_collector(settings.otlp_traces_endpoint))
     metrics.waiting.set_function(lambda: admission.waiting)
     metrics.running.set_function(lambda: admission.running)
+    for readiness in Readiness:
+        metrics.readiness.labels(readiness.value).set_function(_is(state, readiness))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +79,7 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None) 
         loader.cancel()
         if state.engine is not None:
             await state.engine.shutdown()
+        await asyncio.to_thread(state.tracing.shutdown)
 
     app = FastAPI(title="cot-server", version=__version__, lifespan=lifespan,
                   description="OpenAI-compatible chat completions and responses for "

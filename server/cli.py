@@ -17,6 +17,7 @@ from typing import Any, get_origin
 
 from server.api.state import server_state
 from server.config import DEFAULT_IMAGES_PER_PROMPT, DEFAULT_TINY_MODEL, Settings
+from server.logs import configure_logging
 
 
 def _add_settings_flags(group: argparse._ArgumentGroup) -> None:
@@ -96,9 +97,12 @@ class DrainingServer:
 
         self.app = app
         self.settings = settings
+        # JSON logs: uvicorn's records go to the root handler (server/logs.py), not to the
+        # handlers of uvicorn's own logging config
+        log_config = uvicorn.config.LOGGING_CONFIG if settings.log_format == "text" else None
         config = uvicorn.Config(app, host=settings.host, port=settings.port,
                                 log_level=settings.log_level, access_log=False,
-                                timeout_graceful_shutdown=5)
+                                timeout_graceful_shutdown=5, log_config=log_config)
         self.server = uvicorn.Server(config)
         self.server.handle_exit = self._handle_exit  # type: ignore[method-assign]
         self.lifecycle = server_state(app).lifecycle
@@ -131,8 +135,7 @@ class DrainingServer:
 
 def serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     if settings.model == DEFAULT_TINY_MODEL and not Path(settings.model, "config.json").exists():
         print(f"cot-server: no model in {DEFAULT_TINY_MODEL}. Write the tiny default model "
               f"there with `python -m tinycot install {DEFAULT_TINY_MODEL}` (or `make serve`), "

@@ -4,7 +4,8 @@ The server's own options are fields with a flag and an environment variable each
 arguments are not re-listed here: `cot-server serve` takes them with vLLM's own parser, exactly
 as `vllm serve` does, and they arrive in `engine` (the ones given, by AsyncEngineArgs name);
 server/engine.py adds the server's defaults. The few engine facts the server reads itself (the
-image limit, trust_remote_code) are read from there, so each lives in one place."""
+image limit, trust_remote_code, the OTLP traces endpoint) are read from there, so each lives in
+one place."""
 
 from __future__ import annotations
 
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     log_level: str = Field("info", description="Log level of the server, uvicorn and, when "
                            "given, vLLM (otherwise VLLM_LOGGING_LEVEL sets vLLM's).")
+    log_format: Literal["text", "json"] = Field("text", description="text: readable lines; "
+                                                "json: one JSON object per line, with the "
+                                                "request id (uvicorn's and vLLM's too).")
     api_key: str | None = Field(None, description="API key(s) that guard every /v1 route, "
                                 "comma-separated; clients send `Authorization: Bearer KEY`.")
     metrics_api_key: str | None = Field(None, description="If set, /metrics needs this key.")
@@ -110,6 +114,9 @@ class Settings(BaseSettings):
                                 "> 1 and the request sets none.")
     judge_both_orders: bool = Field(True, description="Judge each pair in both orders "
                                     "(counters position bias; twice the judge calls).")
+    single_call: bool = Field(True, description="Generate a width-1 answer (greedy, each "
+                              "best-of-N chain) in one engine call, cut into stages as it "
+                              "decodes; --no-single-call: one call per stage.")
     effort_low: int = Field(1, ge=1, le=16, description="beam_width for reasoning_effort=low.")
     effort_medium: int = Field(2, ge=1, le=16, description="beam_width for "
                                "reasoning_effort=medium.")
@@ -174,6 +181,13 @@ class Settings(BaseSettings):
     def trust_remote_code(self) -> bool:
         """vLLM's --trust-remote-code, which loading the processor's chat template obeys too."""
         return bool(self.engine.get("trust_remote_code", False))
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """vLLM's --otlp-traces-endpoint: where the server sends its request spans too (the
+        engine gets the flag as well and traces to the same collector); None: no tracing."""
+        endpoint = self.engine.get("otlp_traces_endpoint")
+        return str(endpoint) if endpoint else None
 
     @property
     def api_keys(self) -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """The engine adapter: the only module that imports vLLM.
 
 It builds the engine from our settings, exposes the chat template, and implements the narrow
-`StageEngine` interface the search runs on: `generate` (n candidates of one prompt + images)
-and `choose` (a constrained, greedy one-token answer among a few options).
+`StageEngine` interface the search runs on: `generate` (n candidates of one prompt + images),
+`choose` (a constrained, greedy one-token answer among a few options), and `split` /
+`tokens_of` (a generation's tokens matched to its text, to cut it into stages).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import dataclasses
 import inspect
 import logging
 import os
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from server.config import Settings
+from server.request_id import engine_request_id
 from server.search.interface import (
     ChoiceResult,
     Constraint,
@@ -27,13 +28,14 @@ from server.search.interface import (
     GenerateResult,
     Generation,
     InvalidRequest,
+    PartialSink,
     Prompt,
     PromptTooLong,
     Sampling,
-    TextSink,
     TokenLogprob,
 )
 from server.search.params import derive_seed
+from server.tracing import trace_headers
 
 log = logging.getLogger(__name__)
 JUDGE_LOGPROBS = 20
@@ -148,20 +150,28 @@ class VllmEngine:
     def render_chat(self, messages: list[dict[str, Any]],
                     template_kwargs: Mapping[str, Any] | None = None) -> str:
         """The conversation through the model's chat template; `template_kwargs` are extra
-        template variables (a request's chat_template_kwargs, e.g. enable_thinking)."""
-        rendered = self._tokenizer.apply_chat_template(
-            messages, chat_template=self._chat_template, tokenize=False,
-            add_generation_prompt=True, **dict(template_kwargs or {}))
+        template variables (a request's chat_template_kwargs, e.g. enable_thinking). A
+        conversation the template refuses (Gemma's: roles that do not alternate) is the
+        request's fault: InvalidRequest."""
+        from jinja2 import TemplateError
+
+        try:
+            rendered = self._tokenizer.apply_chat_template(
+                messages, chat_template=self._chat_template, tokenize=False,
+                add_generation_prompt=True, **dict(template_kwargs or {}))
+        except TemplateError as exc:
+            raise InvalidRequest(f"the model's chat template refused the conversation: "
+                                 f"{exc}") from exc
         return str(rendered)
 
     # ----------------------------------------------------------------------- generation
 
     async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
-                       on_text: TextSink | None = None) -> GenerateResult:
-        """n completions of one prompt; with `on_text` (one completion only), the text so far
-        is passed to it as it is decoded."""
-        if on_text is not None and sampling.n == 1:
-            return await self._generate_once(prompt, images, sampling, on_text)
+                       on_partial: PartialSink | None = None) -> GenerateResult:
+        """n completions of one prompt; with `on_partial` (one completion only), the generation
+        so far is passed to it as it is decoded, and it may end the call there."""
+        if on_partial is not None and sampling.n == 1:
+            return await self._generate_once(prompt, images, sampling, on_partial)
         if sampling.seed is not None and sampling.n > 1:
             # A per-request seed with n > 1 crashes the CPU engine core; n seeded requests with
             # the same prefix cost the same (the prefix cache serves them) and are reproducible.
@@ -175,7 +185,7 @@ class VllmEngine:
         return await self._generate_once(prompt, images, sampling)
 
     async def _generate_once(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
-                             on_text: TextSink | None = None) -> GenerateResult:
+                             on_partial: PartialSink | None = None) -> GenerateResult:
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -195,20 +205,33 @@ class VllmEngine:
             skip_special_tokens=sampling.skip_special_tokens,
             structured_outputs=_structured_outputs(sampling.constraint),
             include_stop_str_in_output=True,
-            output_kind=RequestOutputKind.FINAL_ONLY if on_text is None
+            output_kind=RequestOutputKind.FINAL_ONLY if on_partial is None
             else RequestOutputKind.CUMULATIVE)
-        final = await self._run(prompt, images, params,
-                                None if on_text is None else lambda o: on_text(o.outputs[0].text))
-        generations = [
-            Generation(self._text(o, sampling), len(o.token_ids), o.cumulative_logprob,
-                       "length" if o.finish_reason == "length" else "stop",
-                       self._without_eos(o.token_ids),
-                       _token_logprobs(o, sampling.token_logprobs)
-                       if sampling.token_logprobs is not None else None)
-            for o in final.outputs]
+        sampled = [_SampledLogprobs() for _ in range(sampling.n)]
+        sink = None if on_partial is None else lambda o: on_partial(
+            self._generation(o.outputs[0], sampling, sampled[0], running=True))
+        final = await self._run(prompt, images, params, sink)
+        generations = [self._generation(o, sampling, logprobs)
+                       for o, logprobs in zip(final.outputs, sampled, strict=True)]
         # vLLM counts the prompt once for n > 1; the search counts what the engine processed.
         return GenerateResult(generations, len(final.prompt_token_ids or ()),
                               final.num_cached_tokens or 0)
+
+    def _generation(self, output: Any, sampling: Sampling, sampled: _SampledLogprobs,
+                    running: bool = False) -> Generation:
+        """One completion (so far, when `running`)."""
+        if running:
+            finish = ""
+        elif output.finish_reason is None:
+            finish = "abort"  # the caller ended the call early
+        else:
+            finish = "length" if output.finish_reason == "length" else "stop"
+        return Generation(
+            self._text(output, sampling), len(output.token_ids), output.cumulative_logprob,
+            finish, self._without_eos(output.token_ids, output.stop_reason),
+            _token_logprobs(output, sampling.token_logprobs)
+            if sampling.token_logprobs is not None and not running else None,
+            sampled.of(output))
 
     def _text(self, output: Any, sampling: Sampling) -> str:
         """The completion's text; a caller's stop token, like a stop string, is not part of it
@@ -274,22 +297,44 @@ class VllmEngine:
             self._encoded.move_to_end(text)
         return cached
 
-    def _without_eos(self, token_ids: Sequence[int]) -> tuple[int, ...]:
+    def split(self, generation: Generation, bounds: Sequence[int]) -> list[Generation] | None:
+        """See `StageEngine.split`: each bound becomes the fewest tokens whose text reaches it."""
+        prefixes = _Prefixes(self._tokenizer, generation)
+        cuts: list[tuple[int, int]] = []
+        for bound in bounds:
+            cut = prefixes.covering(bound, cuts[-1][0] if cuts else 0)
+            if cut is None:
+                return None
+            cuts.append(cut)
+        return generation.parts(cuts)
+
+    def tokens_of(self, text: str) -> tuple[int, ...]:
+        return tuple(self._encode(text))
+
+    def _without_eos(self, token_ids: Sequence[int], stop_reason: Any = None
+                     ) -> tuple[int, ...]:
+        """The tokens without the EOS or stop token the generation ended on, as its text is:
+        vLLM reports a stop token by its id, among them the generation config's other EOS
+        tokens (Gemma 3's <end_of_turn>, Qwen's <|endoftext|>), which must not be fed back."""
         ids = tuple(token_ids)
-        return ids[:-1] if ids and ids[-1] == self._eos else ids
+        ended_on = {self._eos, stop_reason if isinstance(stop_reason, int) else None}
+        return ids[:-1] if ids and ids[-1] in ended_on else ids
 
     async def _run(self, prompt: Prompt, images: Sequence[Any], params: Any,
-                   on_output: Callable[[Any], None] | None = None) -> Any:
+                   on_output: Callable[[Any], bool | None] | None = None) -> Any:
         request: dict[str, Any] = {"prompt_token_ids": self._token_ids(prompt)}
         if images:
             request["multi_modal_data"] = {"image": list(images)}
-        request_id = f"cot-{uuid.uuid4().hex}"
+        request_id = engine_request_id()  # cot-<HTTP request id>-<8 hex>, or cot-<32 hex>
         final = None
+        outputs = self._llm.generate(request, params, request_id,
+                                     trace_headers=trace_headers() or None)
         try:
-            async for output in self._llm.generate(request, params, request_id):
+            async for output in outputs:
                 final = output
-                if on_output is not None:
-                    on_output(output)
+                if on_output is not None and on_output(output):
+                    await self.abort(request_id)  # the caller has what it needs
+                    break
         except asyncio.CancelledError:
             await self.abort(request_id)
             raise
@@ -301,6 +346,8 @@ class VllmEngine:
             if _client_error(exc):  # refused on arrival: the request's parameters
                 raise InvalidRequest(str(exc)) from exc
             raise
+        finally:
+            await outputs.aclose()  # after an early end: the stream is left at its last output
         if final is None:
             raise EngineDead("the engine returned no output")
         return final
@@ -324,6 +371,70 @@ class VllmEngine:
             if inspect.isawaitable(result):
                 await result
 
+
+
+class _SampledLogprobs:
+    """The sampled tokens' log-probabilities of one completion, read once each as it is
+    decoded (None where the engine reports none)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def of(self, output: Any) -> tuple[float, ...] | None:
+        reported = output.logprobs
+        if not reported:
+            return None
+        for position in range(len(self.values), min(len(output.token_ids), len(reported))):
+            sampled = (reported[position] or {}).get(output.token_ids[position])
+            self.values.append(sampled.logprob if sampled is not None else float("-inf"))
+        return tuple(self.values[:len(output.token_ids)])
+
+
+class _Prefixes:
+    """How far into a generation's text each prefix of its tokens reaches, decoded once each.
+    Special tokens are skipped as the text skipped them; SentencePiece's dropped leading space
+    and a character still incomplete at a prefix's end are allowed for."""
+
+    def __init__(self, tokenizer: Any, generation: Generation) -> None:
+        self.tokenizer = tokenizer
+        self.ids = list(generation.token_ids)
+        self.text = generation.text
+        self.skip = True
+        self.known: dict[int, int | None] = {}
+        if self.reach(len(self.ids)) != len(self.text):
+            self.skip, self.known = False, {}
+
+    def reach(self, count: int) -> int | None:
+        """The text offset the first `count` tokens reach; None if they do not decode to a
+        prefix of the text."""
+        if count not in self.known:
+            decoded = self.tokenizer.decode(self.ids[:count], skip_special_tokens=self.skip)
+            decoded = decoded.rstrip("\ufffd")
+            self.known[count] = next((len(lead) + len(decoded) for lead in ("", " ")
+                                      if self.text.startswith(lead + decoded)), None)
+            if (self.known[count] is None and count == len(self.ids)
+                    and decoded.startswith(self.text.lstrip(" "))):
+                self.known[count] = len(self.text)  # a stop string ended it inside this token
+        return self.known[count]
+
+    def covering(self, bound: int, low: int) -> tuple[int, int] | None:
+        """(tokens, text offset) of the fewest tokens (at least `low`) whose text reaches
+        `bound`."""
+        high = len(self.ids)
+        end = self.reach(high)
+        if end is None or end < bound:
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            reached = self.reach(middle)
+            if reached is None:
+                return None
+            if reached >= bound:
+                high = middle
+            else:
+                low = middle + 1
+        reached = self.reach(low)
+        return None if reached is None else (low, reached)
 
 
 def _client_error(exc: Exception) -> bool:

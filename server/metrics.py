@@ -43,18 +43,35 @@ class Metrics:
                                   ["stage"], registry=r)
         self.comparisons = Counter("cot_server_judge_comparisons", "Judge comparisons made.",
                                    ["stage"], registry=r)
+        self.engine_calls = Counter(
+            "cot_server_engine_calls", "Engine calls of searches, by kind: stage (one stage's "
+            "candidates), stages (a width-1 answer's stages in one call), selection (a "
+            "selector's one-token call).", ["kind"], registry=r)
         self.search_prompt_tokens = Counter(
             "cot_server_search_prompt_tokens", "Prompt tokens of search calls, by call kind.",
             ["call"], registry=r)
         self.search_cached_tokens = Counter(
             "cot_server_search_cached_tokens", "Prompt tokens of search calls served from the "
             "prefix cache, by call kind (hit rate = cached / prompt).", ["call"], registry=r)
+        self.ttft = Histogram("cot_server_time_to_first_token_seconds",
+                              "Streamed requests: from arrival to the first chunk with output.",
+                              buckets=LATENCY_BUCKETS, registry=r)
+        self.stage_selections = Counter(
+            "cot_server_stage_selections", "Chosen stages by what picked them: a selector's "
+            "name, `only` (one usable candidate) or `agree` (all candidates the same).",
+            ["stage", "selected_by"], registry=r)
+        self.readiness = Gauge("cot_server_readiness", "1 for the server's readiness state "
+                               "(loading, ready, draining, engine_dead), 0 for the others.",
+                               ["state"], registry=r)
 
     # SearchObserver
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
         self.stage_seconds.labels(stage).observe(seconds)
         self.candidates.labels(stage).inc(candidates)
         self.comparisons.labels(stage).inc(comparisons)
+
+    def engine_call(self, kind: str) -> None:
+        self.engine_calls.labels(kind).inc()
 
     def search_done(self, selector: str, beam_width: int, usage: Usage,
                     answer_tokens: int) -> None:
@@ -68,6 +85,9 @@ class Metrics:
                 ("judge", usage.judge_prompt_tokens, usage.judge_cached_tokens)):
             self.search_prompt_tokens.labels(call).inc(prompt)
             self.search_cached_tokens.labels(call).inc(cached)
+
+    def stage_chosen(self, stage: str, selected_by: str) -> None:
+        self.stage_selections.labels(stage, selected_by).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -24,11 +24,13 @@ SERVER_ARGS = ["--max-model-len", "2048", "--cpu-kv-cache-gib", "1", "--stage-ma
                '{"backend": "xgrammar", "disable_any_whitespace": true}']
 
 
-def start_server(log_path: Path, *extra: str) -> ServerProcess:
-    """Our server on the tiny model, on a free port, ready to serve."""
-    return launch(["-m", "server", "serve", "--model", str(MODEL_DIR),
-                   "--served-model-name", "tiny-cot", *SERVER_ARGS, *extra],
-                  log_path, model="tiny-cot", cwd=ROOT)
+def start_server(log_path: Path, *extra: str, model_dir: Path = MODEL_DIR,
+                 model_name: str = "tiny-cot") -> ServerProcess:
+    """Our server on the tiny model (or the model in `model_dir`), on a free port, ready to
+    serve."""
+    return launch(["-m", "server", "serve", "--model", str(model_dir),
+                   "--served-model-name", model_name, *SERVER_ARGS, *extra],
+                  log_path, model=model_name, cwd=ROOT)
 
 
 @pytest.fixture(scope="session")

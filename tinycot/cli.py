@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tinycot.architectures import FAMILIES
+
 DEFAULT_DIR = "models/tiny-cot"
 
 
@@ -23,6 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Build, deterministically and in seconds, an "
                                  "untrained tiny model (random weights): shows the plumbing.")
     random.add_argument("directory", nargs="?", default=DEFAULT_DIR)
+    families = commands.add_parser(
+        "architectures", help="Build tiny random checkpoints of deployed VLM architectures.",
+        description="Build, offline and deterministically, a tiny random-weights checkpoint "
+        "of each VLM family (Qwen2.5-VL, LLaVA-NeXT, LLaVA-OneVision, Gemma 3, InternVL, "
+        "Llama 3.2 Vision) into DIRECTORY/<name>; see docs/models.md.")
+    families.add_argument("directory")
+    families.add_argument("--only", action="append", default=[], choices=sorted(FAMILIES),
+                          help="build this family only (repeatable)")
     commands.add_parser("train", help="Retrain from scratch (python -m tinycot.train --help).",
                         add_help=False)
     commands.add_parser("report", help="Write the training report "
@@ -41,6 +51,12 @@ def main(argv: list[str] | None = None) -> None:
             report(argv[1:])
         return
     args = build_parser().parse_args(argv)
+    if args.command == "architectures":
+        from tinycot.architectures import build_families
+
+        for path in build_families(args.directory, args.only):
+            print(path)
+        return
     from tinycot.model import build_random_model, install_trained_model
 
     write = build_random_model if args.command == "build-random" else install_trained_model

@@ -9,7 +9,8 @@
   prompt code, so a retrained model follows the prompt format of the code it is trained with.
 - Verify examples: the pointwise check the search makes (`PromptBuilder.verify`): the
   candidate's own transcript (image, question, the stages before it, the candidate closed) and
-  the question whether the stage is correct; the answer is `yes` or `no`. Candidates are the
+  the question whether the stage is correct (quoting the CAPTION again for the stages after
+  it); the answer is `yes` or `no`. Candidates are the
   reference stage (yes), a wrong one written for a misread or unrelated scene (no), or one the
   model itself sampled (`tinycot.onpolicy`), labelled against the reference and kept after the
   prefix the model actually had. Each stage of the transcript carries error-probe spans.
@@ -57,15 +58,16 @@ JUDGE_WEIGHTS = {"SUMMARY": 5, "CAPTION": 35, "REASONING": 30, "CONCLUSION": 15,
 # Share of wrong candidates that are near misses (one shape misread); the others are written
 # for an unrelated scene, which is easier to tell apart and gets the judge started.
 SUBTLE_SHARE = 0.5
-# Which stage a verify example checks: the caption and the reasoning are where the model goes
-# wrong and where a choice among candidates matters; the summary hardly ever is.
-VERIFY_WEIGHTS = {"SUMMARY": 5, "CAPTION": 35, "REASONING": 35, "CONCLUSION": 25}
+# Which stage a verify example checks: the reasoning is where the model goes wrong most (it
+# copies the wrong shapes out of a right caption), then the caption; the summary hardly ever.
+VERIFY_WEIGHTS = {"SUMMARY": 3, "CAPTION": 22, "REASONING": 50, "CONCLUSION": 25}
 # How a written wrong candidate is made: one shape misread (the stage alone), an unrelated
 # scene, or a misread scene throughout (the stages before it written from it too).
-VERIFY_WRONG = {"subtle": 40, "unrelated": 20, "misread": 40}
+VERIFY_WRONG = {"subtle": 60, "unrelated": 10, "misread": 30}
 # Share of right candidates written after a misread prefix (the truth, not the transcript,
-# decides the label).
-RIGHT_AFTER_MISREAD = 0.15
+# decides the label). Rare: the model's captions are almost always right, and a reasoning check
+# is mostly a check against the caption it quotes.
+RIGHT_AFTER_MISREAD = 0.03
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ def verify_item(example: Example, tag: str, prefix: list[str] | tuple[str, ...],
     right = stage_is_right(tag, text, reference[tag])
     spans += _stage_spans(len(prompt_text(head)), text, reference[tag], right,
                           len(stage.close_tag))
-    prompt = PromptBuilder.verify((*head, *_candidate(text).as_prompt(stage.close_tag)), stage)
+    prompt = PromptBuilder.verify((*head, *_candidate(text).as_prompt(stage.close_tag)), stage,
+                                  prompts.evidence(chosen, stage))
     return TextExample(prompt_text(prompt), VERIFY_OPTIONS[0 if right else 1], example.image,
                        cell_classes(example.scene), kind, tuple(spans))
 

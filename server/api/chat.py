@@ -37,7 +37,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request) 
     run = await prepare(state, body)
     headers = ignored_fields_header(body.ignored_fields, state.ignored_fields)
     if body.stream:
-        return event_stream(chat_stream(state, run, body), headers)
+        return event_stream(chat_stream(request, state, run, body), headers)
     return await respond(request, state, run, body, wire, headers)
 
 

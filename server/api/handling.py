@@ -1,15 +1,15 @@
 """What every route that runs a search does around it: readiness and model checks, the request's
-limits, image decoding off the event loop, admission, the deadline, and cancelling the search
-when the client goes away. Chat completions and responses share it, so that they refuse, queue,
-time out and cancel alike; `names` lets a route that rewrites its request as a chat completion
-request name fields in its own terms in the errors."""
+limits, image decoding off the event loop, admission, the deadline, cancelling the search when
+the client goes away, and observing it (latency, time to first token, a stream's failure, the
+request span's search attributes). Chat completions and responses share it, so that they
+refuse, queue, time out, cancel and are counted alike; `names` lets a route that rewrites its
+request as a chat completion request name fields in its own terms in the errors."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,15 +20,18 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from server.api.admission import Admission
 from server.api.errors import APIError, ErrorResponse, api_error_body, as_api_error, renamed
 from server.api.protocol import ChatCompletion, ChatCompletionRequest
+from server.api.request_record import CLIENT_GONE, RequestRecord, request_record
 from server.api.serving import ChatService
 from server.api.state import ServerState
-from server.api.streaming import DONE, sse
+from server.api.streaming import DONE, KEEPALIVE, sse
 from server.config import Settings
 from server.images.decoding import ImageError
 from server.images.remote import RemotePolicy
 from server.images.urls import ImageLimits, decode_image_url
+from server.metrics import Metrics
 from server.search.params import SearchParams
 from server.search.prompts import Conversation
+from server.tracing import set_attributes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,8 +65,9 @@ class Prepared:
     def complete(self, body: ChatCompletionRequest) -> Awaitable[ChatCompletion]:
         return self.service.complete(body, self.conversation, self.params)
 
-    def stream(self, body: ChatCompletionRequest, deadline: float) -> AsyncIterator[str]:
-        return self.service.stream(body, self.conversation, self.params, deadline)
+    def stream(self, body: ChatCompletionRequest, deadline: float,
+               on_error: Callable[[APIError], None]) -> AsyncIterator[str]:
+        return self.service.stream(body, self.conversation, self.params, deadline, on_error)
 
 
 def remote_policy(settings: Settings) -> RemotePolicy | None:
@@ -109,7 +113,22 @@ async def prepare(state: ServerState, body: ChatCompletionRequest,
     except ImageError as exc:
         raise renamed(as_api_error(exc), names) from None
     timeout = min(settings.request_timeout, body.timeout or settings.request_timeout)
+    set_attributes(search_attributes(body, params))
     return Prepared(service, params, conversation, timeout)
+
+
+def search_attributes(body: ChatCompletionRequest, params: SearchParams
+                      ) -> dict[str, str | int | float | bool]:
+    """What the request's span says about the search it runs."""
+    attributes: dict[str, str | int | float | bool] = {
+        "gen_ai.request.model": body.model, "gen_ai.request.n": body.n,
+        "gen_ai.request.temperature": params.sampling.temperature,
+        "gen_ai.request.top_p": params.sampling.top_p, "cot.search.beam_width":
+        params.beam_width, "cot.search.selector": str(params.selector),
+        "cot.search.shape": str(params.shape), "cot.stream": body.stream}
+    if params.max_tokens is not None:
+        attributes["gen_ai.request.max_tokens"] = params.max_tokens
+    return attributes
 
 
 async def _cancel_on_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -134,43 +153,67 @@ async def respond(request: Request, state: ServerState, run: Prepared,
                   ) -> Response:
     """Run the search in an admission slot within the deadline and answer with `render` of
     its completion as JSON; 499 if the client went away (its search aborted); a failure raises
-    the API error it maps to."""
-    started = time.monotonic()
+    the API error it maps to. Its latency is observed from the request's arrival."""
+    record = request_record(request)
     try:
         async with state.admission.slot(), asyncio.timeout(run.timeout):
             result = await _cancel_on_disconnect(request, run.complete(body))
     except asyncio.CancelledError:
         log.info("request_id=%s client disconnected; its search was aborted",
-                 request.state.request_id)
-        return Response(status_code=499)
+                 record.request_id)
+        return Response(status_code=CLIENT_GONE)
     except Exception as exc:
         error = as_api_error(exc, run.timeout)
         if error.status >= 500:
-            log.exception("request_id=%s failed", request.state.request_id)
+            log.exception("request_id=%s failed", record.request_id)
         raise renamed(error, names) from None
     finally:
-        state.metrics.latency.observe(time.monotonic() - started)
+        state.metrics.latency.observe(record.elapsed)
     return JSONResponse(render(result), headers=dict(headers))
 
 
-def chat_stream(state: ServerState, run: Prepared, body: ChatCompletionRequest
-                ) -> AsyncGenerator[str, None]:
+def chat_stream(request: Request, state: ServerState, run: Prepared,
+                body: ChatCompletionRequest) -> AsyncGenerator[str, None]:
     """The chat completion stream of the search, in an admission slot held to its last
     chunk; refused here, with a real 429 status, while one can still be sent."""
     state.admission.check()
     deadline = asyncio.get_running_loop().time() + run.timeout
-    return _admitted_stream(state.admission, run.stream(body, deadline))
+    record = request_record(request)
+    return _observed(record, state.metrics, _admitted_stream(
+        state.admission, run.stream(body, deadline, lambda error: record.fail(error.status)),
+        record))
 
 
-async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str]
-                           ) -> AsyncGenerator[str, None]:
+async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str],
+                           record: RequestRecord) -> AsyncGenerator[str, None]:
     try:
         async with admission.slot():
             async for chunk in chunks:
                 yield chunk
     except APIError as exc:  # the queue filled between the check and the start
+        record.fail(exc.status)
         yield sse(api_error_body(exc))
         yield DONE
+
+
+async def _observed(record: RequestRecord, metrics: Metrics, chunks: AsyncGenerator[str, None]
+                    ) -> AsyncGenerator[str, None]:
+    """The stream, observed: its time to first token (the first chunk with output, counted
+    from the request's arrival), its latency (to its last chunk, or to the client's leaving,
+    which fails it with 499), as a JSON completion's are."""
+    first = True
+    try:
+        async for chunk in chunks:
+            if first and chunk != KEEPALIVE and chunk != DONE and record.failure is None:
+                first = False
+                metrics.ttft.observe(record.elapsed)
+            yield chunk
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away mid-stream
+        record.fail(CLIENT_GONE)
+        raise
+    finally:
+        metrics.latency.observe(record.elapsed)
+        await chunks.aclose()
 
 
 def event_stream(events: AsyncIterator[str], headers: Mapping[str, str]) -> StreamingResponse:

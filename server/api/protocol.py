@@ -13,19 +13,43 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from server.config import Settings
 from server.search.interface import Constraint, Sampling
-from server.search.params import SearchParams, SearchShape, Selector
+from server.search.params import SearchParams, SearchShape, Selector, derive_seed
 from server.search.prompts import Conversation
 from server.search.schema import get_schema
 
 LEGACY_BEST_OF_N = "best_of_n"  # selector value of earlier versions: search=best_of_n, judge
+INT64 = 2**63  # seeds: OpenAI's and vLLM's signed 64-bit range
+MAX_STOPS = 4  # OpenAI's limit on stop sequences
+
+# JSON types as OpenAI checks them: a number is not a string, an integer not a decimal number,
+# a boolean not a number (pydantic's lax mode would take "5", 5.0 and 1 for each other).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]  # integers are numbers too
+Bool = Annotated[bool, Strict()]
+
+
+def _null_means_default(default: Any) -> Any:
+    """An explicit null is the field's default, as OpenAI and vLLM take it (the schema says
+    the field may be null)."""
+    return BeforeValidator(lambda value: default if value is None else value)
+
+
+def _also_null(schema: dict[str, Any]) -> None:
+    """The field's JSON schema, with null allowed besides."""
+    kept = {k: schema.pop(k) for k in list(schema) if k not in ("title", "description",
+                                                                "default")}
+    schema["anyOf"] = [kept, {"type": "null"}]
 
 
 class _Strict(BaseModel):
@@ -59,38 +83,77 @@ class ImagePart(_Strict):
     image_url: ImageUrl
 
 
-ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+class RefusalPart(_Strict):
+    """An earlier answer's refusal, in an assistant message sent back (read as its text)."""
+
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[TextPart | ImagePart | RefusalPart, Field(discriminator="type")]
+# which roles may carry which part, as OpenAI allows them
+PART_ROLES = {"image_url": ("user",), "refusal": ("assistant",)}
 
 
 class Message(_Lenient):
     role: Literal["system", "developer", "user", "assistant"]  # developer: OpenAI's newer
     # name for system instructions; it is rendered as a system message
-    content: str | list[ContentPart] | None = None
+    # an earlier answer's tool calls: accepted (they let its content be null, as in OpenAI's
+    # rules), not fed to the model; this server runs no tools
+    tool_calls: list[dict[str, Any]] | None = None
+    function_call: dict[str, Any] | None = None
+    content: str | Annotated[list[ContentPart], Field(min_length=1)] | None = Field(
+        None, validate_default=True, description="Required, except in an assistant message "
+        "that carries tool_calls or function_call.")
     name: str | None = None
     # an earlier answer's reasoning, as clients send it back in a multi-turn conversation;
     # accepted, and not fed back to the model
     reasoning: str | None = None
     reasoning_content: str | None = None
 
+    @field_validator("content")
+    @classmethod
+    def _openai_rules(cls, content: str | list[Any] | None, info: ValidationInfo
+                      ) -> str | list[Any] | None:
+        role = info.data.get("role")
+        if role is None:  # the role itself is refused
+            return content
+        if content is None:
+            if role != "assistant":
+                raise ValueError(f"a {role} message needs content (a string or a list of "
+                                 "content parts), not null")
+            if not (info.data.get("tool_calls") or info.data.get("function_call")):
+                raise ValueError("an assistant message needs content unless it carries "
+                                 "tool_calls or function_call")
+        for part in content if isinstance(content, list) else ():
+            allowed = PART_ROLES.get(part.type)
+            if allowed is not None and role not in allowed:
+                raise ValueError(f"{part.type} parts are only allowed in "
+                                 f"{' or '.join(allowed)} messages, not in {role} messages")
+        return content
+
     def parts(self) -> list[TextPart | ImagePart]:
         if self.content is None:
             return []
         if isinstance(self.content, str):
             return [TextPart(type="text", text=self.content)]
-        return list(self.content)
+        return [TextPart(type="text", text=p.refusal) if isinstance(p, RefusalPart) else p
+                for p in self.content]
 
 
 class StreamOptions(_Lenient):
-    include_usage: bool = False
-    continuous_usage_stats: bool = Field(False, description="Every chunk carries the usage "
+    include_usage: Bool = False
+    continuous_usage_stats: Bool = Field(False, description="Every chunk carries the usage "
                                          "so far (vLLM's extension).")
 
 
 class JsonSchemaFormat(_Lenient):
-    name: str = "answer"
-    schema_: JsonSchema = Field(alias="schema")
+    name: str = Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$", description="As OpenAI requires it: "
+                      "letters, digits, underscores and dashes, at most 64.")
+    schema_: JsonSchema | None = Field(None, alias="schema", description="Without one, the "
+                                       "answer is any JSON object (as json_object).")
     description: str | None = None
-    strict: bool | None = None
+    strict: Bool | None = None
 
 
 class ResponseFormat(_Strict):
@@ -105,13 +168,14 @@ class StructuredOutputs(_Lenient):
     regex: Regex | None = None
     choice: Choices | None = None
     grammar: str | None = None
-    json_object: bool | None = None
+    json_object: Bool | None = None
 
 
 TEMPLATE_RESERVED = frozenset({"tokenize", "add_generation_prompt", "chat_template",
                                "conversation", "messages", "continue_final_message",
                                "return_dict"})
 EFFORT_GREEDY = ("none", "minimal")  # reasoning_effort values that mean: no search, greedy
+EFFORT_AS_HIGH = ("xhigh", "max")  # OpenAI's efforts above high: the high preset
 
 
 def _json_schema(value: dict[str, Any] | str) -> dict[str, Any]:
@@ -154,29 +218,33 @@ def _constraint(kind: str, value: Any) -> Constraint:
 class ChatCompletionRequest(_Lenient):
     model: str
     messages: list[Message] = Field(min_length=1)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: Int | None = Field(None, ge=1)
+    max_completion_tokens: Int | None = Field(None, ge=1)
+    temperature: Float | None = Field(None, ge=0, le=2)
+    top_p: Float | None = Field(None, gt=0, le=1)
     stop: str | list[str] | None = None
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    n: int = Field(1, ge=1)
-    stream: bool = False
+    seed: Int | None = Field(None, ge=-INT64, lt=INT64)
+    n: Annotated[Int, _null_means_default(1)] = Field(1, ge=1, json_schema_extra=_also_null)
+    stream: Annotated[Bool, _null_means_default(False)] = Field(
+        False, json_schema_extra=_also_null)
     stream_options: StreamOptions | None = None
     user: str | None = None
     # vLLM's common sampling extras, sent by clients written for vLLM
-    top_k: int | None = Field(None, ge=-1)
-    min_p: float | None = Field(None, ge=0, le=1)
-    repetition_penalty: float | None = Field(None, gt=0, le=2)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2)
-    presence_penalty: float = Field(0.0, ge=-2, le=2)
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = Field(
+    top_k: Int | None = Field(None, ge=-1)
+    min_p: Float | None = Field(None, ge=0, le=1)
+    repetition_penalty: Float | None = Field(None, gt=0)
+    frequency_penalty: Annotated[Float, _null_means_default(0.0)] = Field(
+        0.0, ge=-2, le=2, json_schema_extra=_also_null)
+    presence_penalty: Annotated[Float, _null_means_default(0.0)] = Field(
+        0.0, ge=-2, le=2, json_schema_extra=_also_null)
+    logit_bias: dict[str, Annotated[Float, Field(ge=-100, le=100)]] | None = Field(
         None, description="Token id (as a string) -> bias added to its logit, every stage.")
-    logprobs: bool = Field(False, description="Return the answer's (CONCLUSION's) tokens with "
-                           "their log-probabilities.")
-    top_logprobs: int | None = Field(None, ge=0, le=20)
-    stop_token_ids: list[Annotated[int, Field(ge=0)]] | None = None
-    skip_special_tokens: bool = True
+    logprobs: Annotated[Bool, _null_means_default(False)] = Field(
+        False, json_schema_extra=_also_null, description="Return the answer's (CONCLUSION's) "
+        "tokens with their log-probabilities.")
+    top_logprobs: Int | None = Field(None, ge=0, le=20)
+    stop_token_ids: list[Annotated[Int, Field(ge=0)]] | None = None
+    skip_special_tokens: Bool = True
     chat_template_kwargs: dict[str, Any] | None = None
     # structured answers: constrain the answer stage only
     response_format: ResponseFormat | None = None
@@ -185,21 +253,47 @@ class ChatCompletionRequest(_Lenient):
     guided_regex: Regex | None = None
     guided_choice: Choices | None = None
     guided_grammar: str | None = None
-    min_tokens: int = Field(0, ge=0, description="Each stage runs at least this many tokens "
+    min_tokens: Int = Field(0, ge=0, description="Each stage runs at least this many tokens "
                             "(or to its cap) before its closing tag, a stop string or EOS may "
                             "end it.")
-    ignore_eos: bool = Field(False, description="EOS does not end a stage; its closing tag or "
+    ignore_eos: Bool = Field(False, description="EOS does not end a stage; its closing tag or "
                              "cap does.")
     # stage-level search (OpenAI SDK: extra_body)
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
-    beam_width: int | None = Field(None, ge=1, le=16)
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh",
+                              "max"] | None = Field(None, description="none and minimal are "
+                                                    "greedy; low, medium and high beam-width "
+                                                    "presets; xhigh and max are high")
+    beam_width: Int | None = Field(None, ge=1, le=16)
     selector: Selector | Literal["best_of_n"] | None = None
     search: SearchShape | None = Field(None, description="stage (stage-level beam search, the "
                                        "default) or best_of_n (whole answers, selected once)")
-    return_trace: bool = False
-    stage_max_tokens: int | dict[str, int] | None = None
-    timeout: float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
+    return_trace: Bool = False
+    stage_max_tokens: Int | dict[str, Int] | None = None
+    timeout: Float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
                                   "request, search included (capped by the server's).")
+
+    @field_validator("messages")
+    @classmethod
+    def _has_a_user_message(cls, messages: list[Message]) -> list[Message]:
+        if not any(m.role == "user" for m in messages):
+            raise ValueError("messages must contain at least one user message")
+        return messages
+
+    @field_validator("stop")
+    @classmethod
+    def _stops(cls, stop: str | list[str] | None) -> str | list[str] | None:
+        stops = [stop] if isinstance(stop, str) else stop or []
+        if len(stops) > MAX_STOPS or any(not s for s in stops):
+            raise ValueError(f"stop takes at most {MAX_STOPS} non-empty strings")
+        return stop
+
+    @field_validator("stream_options")
+    @classmethod
+    def _only_when_streaming(cls, options: StreamOptions | None, info: ValidationInfo
+                             ) -> StreamOptions | None:
+        if options is not None and not info.data.get("stream"):
+            raise ValueError("stream_options is only allowed when stream is true")
+        return options
 
     @field_validator("logit_bias")
     @classmethod
@@ -208,22 +302,31 @@ class ChatCompletionRequest(_Lenient):
             raise ValueError("keys must be token ids, as strings")
         return bias
 
-    @model_validator(mode="after")
-    def _checks(self) -> ChatCompletionRequest:
-        if not any(m.role == "user" for m in self.messages):
-            raise ValueError("messages must contain at least one user message")
-        stops = self.stop_list
-        if len(stops) > 4 or any(not s for s in stops):
-            raise ValueError("stop takes at most 4 non-empty strings")
-        caps = self.stage_max_tokens
+    @field_validator("top_logprobs")
+    @classmethod
+    def _needs_logprobs(cls, top: int | None, info: ValidationInfo) -> int | None:
+        if top is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")
+        return top
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _not_reserved(cls, kwargs: dict[str, Any] | None) -> dict[str, Any] | None:
+        reserved = TEMPLATE_RESERVED & set(kwargs or {})
+        if reserved:
+            raise ValueError(f"may not set {sorted(reserved)}")
+        return kwargs
+
+    @field_validator("stage_max_tokens")
+    @classmethod
+    def _positive_caps(cls, caps: int | dict[str, int] | None) -> int | dict[str, int] | None:
         if (isinstance(caps, int) and caps < 1) or (isinstance(caps, dict) and any(
                 v < 1 for v in caps.values())):
             raise ValueError("stage_max_tokens must be positive")
-        if self.top_logprobs is not None and not self.logprobs:
-            raise ValueError("top_logprobs needs logprobs: true")
-        reserved = TEMPLATE_RESERVED & set(self.chat_template_kwargs or {})
-        if reserved:
-            raise ValueError(f"chat_template_kwargs may not set {sorted(reserved)}")
+        return caps
+
+    @model_validator(mode="after")
+    def _checks(self) -> ChatCompletionRequest:
         self.answer_constraint()  # at most one, and well formed
         return self
 
@@ -236,7 +339,9 @@ class ChatCompletionRequest(_Lenient):
         if fmt is not None and fmt.type == "json_schema":
             if fmt.json_schema is None:
                 raise ValueError("response_format json_schema needs its json_schema field")
-            found.append(("response_format", "json", fmt.json_schema.schema_))
+            schema = fmt.json_schema.schema_
+            found.append(("response_format", "json_object", True) if schema is None
+                         else ("response_format", "json", schema))
         so = self.structured_outputs
         if so is not None:
             for kind, value in (("json", so.json_), ("regex", so.regex), ("choice", so.choice),
@@ -264,6 +369,15 @@ class ChatCompletionRequest(_Lenient):
         return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
     @property
+    def search_seed(self) -> int | None:
+        """The seed in the search's range: OpenAI and vLLM take any signed 64-bit seed (and
+        vLLM reads -1 as none); a negative one becomes a derived non-negative seed, the same
+        every time, so that it reproduces too."""
+        if self.seed is None or self.seed >= 0:
+            return self.seed
+        return derive_seed(self.seed)
+
+    @property
     def token_budget(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
 
@@ -272,6 +386,8 @@ class ChatCompletionRequest(_Lenient):
             return self.beam_width
         if self.reasoning_effort in EFFORT_GREEDY:
             return 1
+        if self.reasoning_effort in EFFORT_AS_HIGH:
+            return settings.effort_width("high")
         if self.reasoning_effort is not None:
             return settings.effort_width(self.reasoning_effort)
         return settings.beam_width
@@ -317,7 +433,7 @@ class ChatCompletionRequest(_Lenient):
             settings.search_top_p if searching else 1.0)
         sampling = Sampling(temperature=temperature, top_p=top_p, top_k=self.top_k,
                             min_p=self.min_p, repetition_penalty=self.repetition_penalty,
-                            seed=self.seed, min_tokens=self.min_tokens,
+                            seed=self.search_seed, min_tokens=self.min_tokens,
                             ignore_eos=self.ignore_eos, frequency_penalty=self.frequency_penalty,
                             presence_penalty=self.presence_penalty,
                             logit_bias=tuple((int(k), v) for k, v in
@@ -334,7 +450,7 @@ class ChatCompletionRequest(_Lenient):
             constraint=self.answer_constraint(),
             answer_logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             judge_both_orders=settings.judge_both_orders,
-            prompted=settings.stage_mode == "prompted")
+            prompted=settings.stage_mode == "prompted", single_call=settings.single_call)
 
 
 # --------------------------------------------------------------------------- responses

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import replace
 
-from server.api.errors import api_error_body, as_api_error
+from server import tracing
+from server.api.errors import APIError, api_error_body, as_api_error
 from server.api.outputs import answer_logprobs, stage_out, usage_out
 from server.api.protocol import (
     AssistantMessage,
@@ -22,7 +24,7 @@ from server.metrics import Metrics
 from server.search.beam import StageChosen, StageSearch, StageText
 from server.search.params import SearchParams
 from server.search.prompts import Conversation
-from server.search.trace import Trace
+from server.search.trace import StageResult, Trace
 
 __all__ = ["ChatService", "choice_params", "sse"]
 SearchEvent = StageText | StageChosen | Trace
@@ -44,23 +46,36 @@ class ChatService:
         self.model_name = model_name
         self.keepalive = keepalive  # seconds between SSE comments while a search is quiet
 
-    async def _one(self, conversation: Conversation, params: SearchParams,
+    async def _one(self, conversation: Conversation, params: SearchParams, index: int = 0,
                    stream_text: bool = False) -> AsyncIterator[SearchEvent]:
+        """One choice's search, observed: each chosen stage (what picked it; a span from the
+        previous stage's end to its own), and the finished search (counts; the request span's
+        token counts)."""
+        since = time.time_ns()
         async for event in self.search.run(conversation, params, stream_text):
-            if isinstance(event, Trace):
+            if isinstance(event, StageChosen):
+                result = event.result
+                self.metrics.stage_chosen(result.tag, result.selection.method)
+                now = time.time_ns()
+                tracing.record_span(f"stage {result.tag}", since, now,
+                                    stage_attributes(result, index))
+                since = now
+            elif isinstance(event, Trace):
                 self.metrics.search_done(params.selector, params.beam_width, event.usage,
                                          event.answer_tokens)
+                tracing.add_usage(event.usage.prompt_tokens, event.usage.completion_tokens)
             yield event
 
-    async def _trace(self, conversation: Conversation, params: SearchParams) -> Trace:
-        async for event in self._one(conversation, params):
+    async def _trace(self, conversation: Conversation, params: SearchParams, index: int
+                     ) -> Trace:
+        async for event in self._one(conversation, params, index):
             if isinstance(event, Trace):
                 return event
         raise RuntimeError("search ended without a trace")
 
     async def complete(self, body: ChatCompletionRequest, conversation: Conversation,
                        params: SearchParams) -> ChatCompletion:
-        traces = await asyncio.gather(*(self._trace(conversation, choice_params(params, i))
+        traces = await asyncio.gather(*(self._trace(conversation, choice_params(params, i), i)
                                         for i in range(body.n)))
         choices = []
         for i, trace in enumerate(traces):
@@ -76,8 +91,10 @@ class ChatService:
                               usage=usage_out(list(traces)))
 
     async def stream(self, body: ChatCompletionRequest, conversation: Conversation,
-                     params: SearchParams, deadline: float) -> AsyncIterator[str]:
-        """SSE chunks (see `server.api.streaming`); `deadline` is on the event loop's clock."""
+                     params: SearchParams, deadline: float,
+                     on_error: Callable[[APIError], None] | None = None) -> AsyncIterator[str]:
+        """SSE chunks (see `server.api.streaming`); `deadline` is on the event loop's clock.
+        A failure after the stream began is its last event, and `on_error` hears of it."""
         stream = ChatStream(body, params, self.model_name)
         traces: list[Trace] = []
         events = self._merged(conversation, params, body.n)
@@ -95,6 +112,8 @@ class ChatService:
             error = as_api_error(exc)
             if error.status >= 500:
                 log.exception("stream failed")
+            if on_error is not None:
+                on_error(error)
             yield sse(api_error_body(error))
         else:
             for chunk in stream.finish(traces):
@@ -108,14 +127,14 @@ class ChatService:
         """Events of n concurrent searches (with stage text as it is decoded), as they come.
         With n == 1, no extra task."""
         if n == 1:
-            async for event in self._one(conversation, params, stream_text=True):
+            async for event in self._one(conversation, params, 0, stream_text=True):
                 yield 0, event
             return
         queue: asyncio.Queue[tuple[int, SearchEvent | BaseException | None]] = asyncio.Queue()
 
         async def pump(i: int) -> None:
             try:
-                async for event in self._one(conversation, choice_params(params, i),
+                async for event in self._one(conversation, choice_params(params, i), i,
                                              stream_text=True):
                     await queue.put((i, event))
                 await queue.put((i, None))
@@ -137,3 +156,13 @@ class ChatService:
         finally:
             for task in tasks:
                 task.cancel()
+
+
+def stage_attributes(result: StageResult, index: int) -> dict[str, str | int | bool]:
+    """What a stage's span says about how it was chosen."""
+    return {"cot.choice": index, "cot.stage": result.tag,
+            "cot.stage.candidates": len(result.candidates),
+            "cot.stage.selected_by": result.selection.method,
+            "cot.stage.chosen_index": result.chosen_index,
+            "cot.stage.comparisons": len(result.comparisons),
+            "cot.stage.tokens": result.chosen.token_count, "cot.stage.fallback": result.fallback}

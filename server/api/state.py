@@ -1,6 +1,6 @@
-"""The server's process-wide state, typed: the settings, the singletons the lifespan builds, and
-an explicit readiness state. One `ServerState` per app (`app.state.server`); nothing per request
-lives here."""
+"""The server's process-wide state, typed: the settings, the singletons the lifespan builds, the
+tracer, and an explicit readiness state. One `ServerState` per app (`app.state.server`);
+nothing per request lives here."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from server.api.admission import Admission
 from server.api.serving import ChatService
 from server.config import Settings
 from server.metrics import Metrics
+from server.tracing import Tracing
 
 
 class Readiness(StrEnum):
@@ -62,6 +63,7 @@ class ServerState:
     metrics: Metrics
     admission: Admission
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    tracing: Tracing = field(default_factory=Tracing)  # off unless --otlp-traces-endpoint
     engine: Any = None  # the engine adapter, once loaded
     chat: ChatService | None = None  # the chat service, once the engine is loaded
     ignored_fields: set[str] = field(default_factory=set)  # request fields already logged

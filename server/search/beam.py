@@ -8,6 +8,10 @@
 Best-of-N, the paper's baseline, samples N whole answers (each stage greedy-width 1, sampled)
 and selects once among them, with the same selectors.
 
+Without branching (width 1: greedy answers, each best-of-N chain) there is nothing to select: the
+model writes its stages in one engine call, which is cut into stages as it decodes
+(`single_call.py`); the loop goes on from wherever that call could not be kept.
+
 Every engine call is awaited concurrently with the request's other calls and with other
 requests: nothing here blocks or serialises. Cancelling the task that consumes `run` cancels
 every outstanding engine call (asyncio.gather propagates the cancellation).
@@ -24,11 +28,13 @@ from typing import Any, Protocol
 
 from server.search.interface import (
     ChoiceResult,
+    GenerateResult,
+    Generation,
+    PartialSink,
     Prompt,
     PromptTooLong,
     Sampling,
     StageEngine,
-    TextSink,
 )
 from server.search.params import SearchParams, SearchShape
 from server.search.prompts import Conversation, PromptBuilder, RenderChat
@@ -40,6 +46,7 @@ from server.search.schema import (
 )
 from server.search.selection import Pool, Selecting
 from server.search.selectors import best_by_logprob
+from server.search.single_call import OneCall
 from server.search.trace import Candidate, Selection, StageResult, Trace, Usage
 
 NO_ANSWER = Candidate("", 0, float("-inf"), False)
@@ -64,9 +71,17 @@ class SearchObserver(Protocol):
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
         ...
 
+    def engine_call(self, kind: str) -> None:
+        """An engine call: "stage" (one stage's candidates), "stages" (a width-1 answer's
+        stages in one call) or "selection" (a selector's one-token call)."""
+        ...
+
 
 class _NoObserver:
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
+        return None
+
+    def engine_call(self, kind: str) -> None:
         return None
 
 
@@ -114,11 +129,15 @@ class SearchRun:
         self.selecting = Selecting(self, self.prompts, random.Random(params.seed(*path, "order")),
                                    params.judge_both_orders)
         self.show_text: Callable[[str, str], None] | None = None  # (tag, text) while decoding
+        self.text_streams: dict[str, StageTextStream] = {}  # what a stage has shown so far
 
     # ------------------------------------------------------------------ the loop
 
     async def stages(self, width: int) -> AsyncIterator[StageResult]:
-        for index, stage in enumerate(self.params.schema.stages):
+        async for result in self.one_call(width):
+            yield result
+        done = len(self.trace.stages)  # the loop goes on from where one call could not
+        for index, stage in enumerate(self.params.schema.stages[done:], done):
             cap = self.cap(stage)
             if cap <= 0:
                 self.trace.finish_reason = "length"
@@ -132,14 +151,29 @@ class SearchRun:
                     raise
                 self.trace.finish_reason = "length"
                 return
-            selection = await self.select(self.stage_pool(prompt, stage, candidates))
-            result = StageResult(stage, tuple(candidates), selection, fallback)
-            self.search.observer.stage_done(stage.tag, time.monotonic() - started,
-                                            len(candidates), len(selection.comparisons))
-            self.append(result)
+            yield await self.settle(prompt, stage, candidates, fallback, cap, started)
+
+    async def settle(self, prompt: Prompt, stage: Stage, candidates: list[Candidate],
+                     fallback: bool, cap: int, started: float) -> StageResult:
+        """Select among a stage's candidates and append the chosen one."""
+        selection = await self.select(self.stage_pool(prompt, stage, candidates))
+        result = StageResult(stage, tuple(candidates), selection, fallback)
+        self.search.observer.stage_done(stage.tag, time.monotonic() - started,
+                                        len(candidates), len(selection.comparisons))
+        self.append(result)
+        if self.cut_by_budget(result, cap):
+            self.trace.finish_reason = "length"
+        return result
+
+    async def one_call(self, width: int) -> AsyncIterator[StageResult]:
+        """Without branching, the stages one engine call settles (single_call.py). Streamed,
+        only greedy: a stage decoded again must begin with the text already shown."""
+        together = self.params.one_call_stages() if width == 1 else ()
+        sampled_stream = self.show_text is not None and self.params.sampling.temperature > 0
+        if not together or sampled_stream or self.cap(together[0]) <= 0:
+            return
+        async for result in OneCall(self, together).results():
             yield result
-            if self.cut_by_budget(result, cap):
-                self.trace.finish_reason = "length"
 
     async def streamed(self) -> AsyncIterator[StageText | StageChosen | Trace]:
         """The one-candidate search, with each stage's text as it is decoded: the search runs
@@ -173,10 +207,13 @@ class SearchRun:
         self.trace.stages.append(result)
         self.chosen.append((result.stage, result.chosen))
 
-    def cap(self, stage: Stage) -> int:
+    def cap(self, stage: Stage, path_tokens: int | None = None) -> int:
+        """The stage's cap, within what the caller's budget leaves after `path_tokens` (by
+        default the chosen stages')."""
         cap = self.params.stage_cap(stage)
         if self.params.max_tokens is not None:
-            cap = min(cap, self.params.max_tokens - self.trace.path_tokens)
+            spent = self.trace.path_tokens if path_tokens is None else path_tokens
+            cap = min(cap, self.params.max_tokens - spent)
         return cap
 
     def cut_by_budget(self, result: StageResult, cap: int) -> bool:
@@ -198,23 +235,24 @@ class SearchRun:
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         return await self.generate(prompt, stage, greedy, self.text_sink(stage, greedy)), True
 
-    def text_sink(self, stage: Stage, sampling: Sampling) -> TextSink | None:
-        """Where a one-candidate stage's text goes while it is decoded, if anywhere."""
+    def text_sink(self, stage: Stage, sampling: Sampling) -> PartialSink | None:
+        """Where a one-candidate stage's text goes while it is decoded, if anywhere (on from
+        what a one-call answer already showed of it)."""
         show = self.show_text
         if show is None or sampling.n != 1:
             return None
-        text = StageTextStream(stage, sampling.stop[1:])
+        text = self.text_streams.pop(stage.tag, None) or StageTextStream(stage,
+                                                                          sampling.stop[1:])
 
-        def sink(raw: str) -> None:
-            piece = text.feed(raw)
+        def sink(partial: Generation) -> None:
+            piece = text.feed(partial.text)
             if piece:
                 show(stage.tag, piece)
         return sink
 
     async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling,
-                       on_text: TextSink | None = None) -> list[Candidate]:
-        result = await self.search.engine.generate(prompt, self.conversation.images, sampling,
-                                                   on_text)
+                       on_partial: PartialSink | None = None) -> list[Candidate]:
+        result = await self.call_engine("stage", prompt, sampling, on_partial)
         generated = sum(g.token_count for g in result.generations)
         self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
         candidates = []
@@ -225,6 +263,16 @@ class SearchRun:
             closed = closed or (sampling.constraint is not None and g.finish_reason == "stop")
             candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed, g))
         return candidates
+
+    async def call_engine(self, kind: str, prompt: Prompt, sampling: Sampling,
+                          on_partial: PartialSink | None = None) -> GenerateResult:
+        """One generating engine call on this request's images, counted by kind."""
+        self.search.observer.engine_call(kind)
+        return await self.engine.generate(prompt, self.conversation.images, sampling, on_partial)
+
+    @property
+    def engine(self) -> StageEngine:
+        return self.search.engine
 
     # ------------------------------------------------------------------ select
 
@@ -238,6 +286,7 @@ class SearchRun:
 
     async def choose(self, prompt: Prompt, options: Sequence[str]) -> ChoiceResult:
         """One constrained one-token call for a selector (Chooser), counted in the usage."""
+        self.search.observer.engine_call("selection")
         verdict = await self.search.engine.choose(prompt, self.conversation.images, options)
         self.trace.usage.add_judge(verdict.prompt_tokens, verdict.cached_tokens)
         return verdict
@@ -249,7 +298,8 @@ class SearchRun:
                     transcripts=tuple((*prompt, *first) for first in firsts),
                     judge_prefix=prompt, judge_firsts=firsts,
                     judge_shown=tuple(stage.wrap(c.text) for c in candidates),
-                    what=f"the {stage.tag} stage", criterion=stage.judge_criterion)
+                    what=f"the {stage.tag} stage", criterion=stage.judge_criterion,
+                    evidence=(self.prompts.evidence(self.chosen, stage),) * len(candidates))
 
     # ------------------------------------------------------------------ best-of-N
 
@@ -300,4 +350,5 @@ class SearchRun:
                     transcripts=tuple(transcripts), judge_prefix=(),
                     judge_firsts=tuple(self.prompts.answer(self.base, c.chosen) for c in chains),
                     judge_shown=tuple(c.trace.tagged_text() for c in chains),
-                    what="the complete answer", criterion=FULL_ANSWER_CRITERION)
+                    what="the complete answer", criterion=FULL_ANSWER_CRITERION,
+                    evidence=tuple(self.prompts.evidence(c.chosen, stage) for c in chains))

@@ -3,6 +3,7 @@ use a deterministic fake."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
@@ -66,16 +67,39 @@ class Generation:
     text: str
     token_count: int
     cumulative_logprob: float | None
-    finish_reason: str  # "stop" (stop string / EOS) or "length"
+    # "stop" (stop string / EOS), "length", "abort" (the caller ended it early: see
+    # PartialSink), "" (still being decoded)
+    finish_reason: str
     token_ids: tuple[int, ...] = field(default=(), repr=False, compare=False)
     token_logprobs: tuple[TokenLogprob, ...] | None = field(default=None, repr=False,
                                                             compare=False)
+    # each generated token's log-probability (EOS included), where the engine reported them:
+    # a part of this generation gets its own share of `cumulative_logprob`
+    logprobs: tuple[float, ...] | None = field(default=None, repr=False, compare=False)
 
     @property
     def mean_logprob(self) -> float:
         if self.cumulative_logprob is None or self.token_count == 0:
             return float("-inf")
         return self.cumulative_logprob / self.token_count
+
+    def parts(self, cuts: Sequence[tuple[int, int]]) -> list[Generation]:
+        """This generation cut at (token index, text offset) points, ascending, into
+        len(cuts) + 1 consecutive parts, each with its own tokens, text, token count and share
+        of the log-probability; the last part also takes the tokens `token_ids` leaves out at
+        the end (EOS) and the finish reason."""
+        points = [(0, 0), *cuts, (len(self.token_ids), len(self.text))]
+        parts = []
+        for number, ((start, begin), (stop, end)) in enumerate(itertools.pairwise(points)):
+            last = number == len(points) - 2
+            counted = stop + (self.token_count - len(self.token_ids) if last else 0)
+            logprobs = None if self.logprobs is None else self.logprobs[start:counted]
+            parts.append(Generation(
+                self.text[begin:end], counted - start,
+                None if logprobs is None else sum(logprobs),
+                self.finish_reason if last else "stop", self.token_ids[start:stop],
+                logprobs=logprobs))
+        return parts
 
 
 @dataclass(frozen=True)
@@ -119,13 +143,29 @@ class EngineDead(RuntimeError):
     """The engine stopped working; the process should exit and be restarted."""
 
 
-# Called with a one-completion call's whole text so far, each time the engine has more of it.
-TextSink = Callable[[str], None]
+# Called with a one-completion call's generation so far (text, tokens), each time the engine has
+# more of it; a true result ends the call there (the engine aborts it and returns what it has,
+# finish_reason "abort").
+PartialSink = Callable[[Generation], bool | None]
 
 
 class StageEngine(Protocol):
     async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
-                       on_text: TextSink | None = None) -> GenerateResult: ...
+                       on_partial: PartialSink | None = None) -> GenerateResult: ...
 
     async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult: ...
+
+    def split(self, generation: Generation, bounds: Sequence[int]) -> list[Generation] | None:
+        """`generation` cut at the text offsets `bounds` (ascending) into len(bounds) + 1
+        consecutive parts, each with its own text, tokens, token count and share of the
+        log-probability (the last one also its trailing EOS). A bound inside a token moves to
+        that token's end, as a stop string ends a generation: the part before it then runs past
+        the bound (compare text lengths to tell). None where the engine cannot match its tokens
+        to the text."""
+        ...
+
+    def tokens_of(self, text: str) -> tuple[int, ...]:
+        """The tokens a prompt's text part `text` becomes (to compare with a generation's own:
+        the ids stay opaque)."""
+        ...

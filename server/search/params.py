@@ -60,6 +60,29 @@ class SearchParams:
     answer_logprobs: int | None = None  # per-token logprobs of the answer, with k alternatives
     judge_both_orders: bool = True
     prompted: bool = False
+    single_call: bool = True  # a width-1 answer may be generated in one engine call
+
+    @property
+    def answer_apart(self) -> bool:
+        """The answer stage samples otherwise than the stages before it: the caller's stops or
+        stop tokens, token logprobs or a structured-output constraint apply to it alone."""
+        return bool(self.stop or self.stop_token_ids or self.answer_logprobs is not None
+                    or self.constraint is not None)
+
+    def one_call_stages(self) -> tuple[Stage, ...]:
+        """The stages a width-1 search generates in one engine call (then splits into stages):
+        from the first through the answer stage, or up to it where the answer is apart (it is
+        then its own call). None in prompted mode (the model follows an instruction, not its
+        training), where the sampling would differ over one call (`min_tokens` and the
+        frequency and presence penalties count per call), or with fewer than two stages."""
+        sampling = self.sampling
+        if (not self.single_call or self.prompted or sampling.min_tokens
+                or sampling.frequency_penalty or sampling.presence_penalty):
+            return ()
+        stages = self.schema.stages
+        if self.answer_apart:
+            stages = stages[:self.schema.tags.index(self.schema.answer_tag)]
+        return stages if len(stages) > 1 else ()
 
     @property
     def branching(self) -> bool:

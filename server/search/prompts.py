@@ -19,6 +19,8 @@ from server.search.trace import Candidate
 ChatMessage = dict[str, Any]
 # the model's chat template: messages and extra template variables (chat_template_kwargs)
 RenderChat = Callable[[list[ChatMessage], Mapping[str, Any]], str]
+# a stage a verification quotes, with its text
+Evidence = tuple[Stage, str] | None
 
 JUDGE_OPTIONS = ("1", "2")
 VERIFY_OPTIONS = ("yes", "no")  # what the tiny model is trained to answer
@@ -48,8 +50,7 @@ class PromptBuilder:
     def base(self, conversation: Conversation) -> str:
         messages = list(conversation.messages)
         if self.prompted:
-            messages.insert(0, {"role": "system",
-                                "content": [text_part(self.schema.format_instruction)]})
+            messages = with_instruction(messages, self.schema.format_instruction)
         return self.render_chat(messages, conversation.template_kwargs)
 
     def stage(self, base: str, chosen: Sequence[tuple[Stage, Candidate]], stage: Stage
@@ -76,23 +77,53 @@ class PromptBuilder:
                     "2 if the second one is: ")
         return merge_text([*prefix, *first, question])
 
+    def evidence(self, chosen: Sequence[tuple[Stage, Candidate]], stage: Stage) -> Evidence:
+        """What a verification of `stage` quotes: the schema's evidence stage as chosen before
+        it (`StageSchema.evidence_tag`), or None."""
+        wanted = self.schema.evidence_for(stage.tag)
+        if wanted is None:
+            return None
+        return next(((done, c.text) for done, c in chosen if done.tag == wanted.tag), None)
+
     @staticmethod
-    def verify(transcript: Prompt, stage: Stage) -> Prompt:
+    def verify(transcript: Prompt, stage: Stage, evidence: Evidence = None) -> Prompt:
         """Prompt for one pointwise check of a candidate; the answer is one constrained token,
         yes or no. It continues the candidate's own transcript (image, question, chosen stages,
-        the candidate closed), so the prefix cache holds all of it but the question."""
-        return merge_text([*transcript, f"\n\n[Verify] Is the {stage.tag} stage above "
+        the candidate closed), so the prefix cache holds all of it but the question. With
+        `evidence`, the question first quotes that stage again (the caption a reasoning must
+        agree with): read after the candidate, each quoted fact can look back at the claim."""
+        quoted = f"Again: {evidence[0].wrap(evidence[1])}\n" if evidence else ""
+        return merge_text([*transcript, f"\n\n[Verify] {quoted}Is the {stage.tag} stage above "
                            "correct? Reply yes or no: "])
 
-    def verification(self, transcript: Prompt, stage: Stage) -> tuple[Prompt, tuple[str, str]]:
+    def verification(self, transcript: Prompt, stage: Stage, evidence: Evidence = None
+                     ) -> tuple[Prompt, tuple[str, str]]:
         """The verification prompt and its (yes, no) options for this model: the trained form
         (`verify`), or for a general instruct model (prompted mode) a direct question it can
         answer without training, with capitalised options."""
         if not self.prompted:
-            return self.verify(transcript, stage), VERIFY_OPTIONS
+            return self.verify(transcript, stage, evidence), VERIFY_OPTIONS
+        quoted = (f" The {evidence[0].open_tag} section said: {evidence[1]}" if evidence
+                  else "")
         question = (f"\n\nCheck the {stage.open_tag} section above against the image and the "
-                    "question. Is it correct? Answer Yes or No.\nAnswer: ")
+                    f"question.{quoted} Is it correct? Answer Yes or No.\nAnswer: ")
         return merge_text([*transcript, question]), PROMPTED_VERIFY_OPTIONS
+
+
+def with_instruction(messages: list[ChatMessage], instruction: str) -> list[ChatMessage]:
+    """The messages with `instruction` first in one system message: a caller's own system
+    message keeps its text after the instruction, in the same message, since some templates
+    take one system message only (Gemma 3's folds the first into the user turn and refuses
+    roles that do not alternate)."""
+    if not messages or messages[0].get("role") != "system":
+        return [{"role": "system", "content": [text_part(instruction)]}, *messages]
+    first = messages[0]
+    content = first["content"]
+    parts = [text_part(content)] if isinstance(content, str) else list(content)
+    texts = [p["text"] for p in parts if p.get("type") == "text"]
+    others = [p for p in parts if p.get("type") != "text"]
+    merged = text_part("\n\n".join([instruction, *texts]))
+    return [{**first, "content": [merged, *others]}, *messages[1:]]
 
 
 def merge_text(parts: Sequence[PromptPart]) -> Prompt:

@@ -34,6 +34,10 @@ class StageSchema:
     answer_tag: str
     format_instruction: str
     separator: str = "\n\n"
+    # The stage that states what the later stages must agree with (LLaVA-CoT: the CAPTION, the
+    # image put into words). A verification of a later stage quotes it again after the
+    # candidate, so the check reads the evidence with the claim already in view.
+    evidence_tag: str | None = None
 
     @property
     def answer_stage(self) -> Stage:
@@ -45,6 +49,12 @@ class StageSchema:
 
     def stage(self, tag: str) -> Stage:
         return next(s for s in self.stages if s.tag == tag)
+
+    def evidence_for(self, tag: str) -> Stage | None:
+        """The evidence stage a verification of stage `tag` quotes: only for stages after it."""
+        if self.evidence_tag is None or self.tags.index(tag) <= self.tags.index(self.evidence_tag):
+            return None
+        return self.stage(self.evidence_tag)
 
     def tagged_text(self, stages: Sequence[tuple[str, str]]) -> str:
         """(tag, text) pairs as one tagged answer, stages apart by the separator."""
@@ -64,6 +74,7 @@ LLAVA_COT = StageSchema(
               "answers the question directly, without refusing?"),
     ),
     answer_tag="CONCLUSION",
+    evidence_tag="CAPTION",
     format_instruction=(
         "Answer in four stages, each inside its own tags and in this order: "
         "<SUMMARY>what the question asks and how you will approach it</SUMMARY> "

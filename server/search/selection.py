@@ -20,7 +20,7 @@ from typing import Protocol
 
 from server.search.interface import ChoiceResult, Prompt
 from server.search.params import Selector
-from server.search.prompts import JUDGE_OPTIONS, PromptBuilder
+from server.search.prompts import JUDGE_OPTIONS, Evidence, PromptBuilder
 from server.search.schema import Stage
 from server.search.selectors import (
     best_by_logprob,
@@ -52,6 +52,10 @@ class Pool:
     judge_shown: tuple[str, ...]  # each candidate as the second of a judged pair
     what: str  # "the CAPTION stage", "the complete answer"
     criterion: str
+    evidence: tuple[Evidence, ...] = ()  # what each candidate's verification quotes
+
+    def evidence_of(self, i: int) -> Evidence:
+        return self.evidence[i] if i < len(self.evidence) else None
 
     @property
     def usable(self) -> list[int]:
@@ -135,7 +139,8 @@ class Selecting:
         """P("yes") of each usable candidate, all asked at once (None for unusable ones)."""
         usable = pool.usable
         verdicts = await asyncio.gather(*(
-            self.chooser.choose(*self.prompts.verification(pool.transcripts[i], pool.stage))
+            self.chooser.choose(*self.prompts.verification(pool.transcripts[i], pool.stage,
+                                                           pool.evidence_of(i)))
             for i in usable))
         scores: list[float | None] = [None] * len(pool.candidates)
         for i, verdict in zip(usable, verdicts, strict=True):

@@ -29,6 +29,8 @@ ALL_FEATURES: dict[str, Any] = {
     "ingress": {"enabled": True, "className": "nginx", "host": "cot.example.com",
                 "tlsSecretName": "cot-tls"},
     "extraEnv": [{"name": "VLLM_LOGGING_LEVEL", "value": "INFO"}],
+    "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
+    "grafanaDashboard": {"enabled": True, "folder": "Inference"},
 }
 WITH_KEDA = {**ALL_FEATURES, "autoscaling": {"enabled": False}, "keda": {"enabled": True}}
 

@@ -20,6 +20,7 @@ from tests.deploy.deploytools import CHART, REPO, VARIANTS, merge_values, render
 
 SCHEMAS = REPO / "deploy" / "schemas"
 CRDS = {"monitoring.coreos.com/v1/ServiceMonitor": "servicemonitor_v1.json",
+        "monitoring.coreos.com/v1/PrometheusRule": "prometheusrule_v1.json",
         "keda.sh/v1alpha1/ScaledObject": "scaledobject_v1alpha1.json"}
 
 
@@ -57,7 +58,7 @@ def test_every_template_is_rendered_by_some_variant(rendered: dict) -> None:
     assert templates <= produced, f"never rendered, so never validated: {templates - produced}"
     kinds = {d["kind"] for docs in rendered.values() for d in docs}
     assert {"ServiceMonitor", "ScaledObject", "HorizontalPodAutoscaler", "NetworkPolicy",
-            "Ingress", "PodDisruptionBudget", "PersistentVolumeClaim"} <= kinds
+            "Ingress", "PodDisruptionBudget", "PersistentVolumeClaim", "PrometheusRule"} <= kinds
 
 
 @pytest.mark.parametrize("variant", ["gpu", "cpu", "llava-cot"])
@@ -118,6 +119,8 @@ def test_validation_rejects_an_unknown_deployment_field() -> None:
     ("ServiceMonitor", ["spec", "endpoints", 0, "pth"], "/metrics"),
     ("ScaledObject", ["spec", "triggers", 0, "metadata", "threshold"], 4),
     ("ScaledObject", ["spec", "maxReplicaCount"], "4"),
+    ("PrometheusRule", ["spec", "groups", 0, "rules", 0, "for"], "ten minutes"),
+    ("PrometheusRule", ["spec", "groups", 0, "rules", 0, "exp"], "up"),
 ])
 def test_crd_schemas_reject_mistakes(rendered: dict, kind: str, path: list, bad: Any) -> None:
     doc = next(d for docs in rendered.values() for d in docs if d["kind"] == kind)

@@ -121,12 +121,77 @@ def test_a_token_budget_above_the_context_is_400_naming_the_field(server, chat_b
 
 @pytest.mark.parametrize("change, param", [
     ({"top_p": 1.5}, "top_p"), ({"top_p": 0}, "top_p"), ({"temperature": 2.5}, "temperature"),
-    ({"top_p": "high"}, "top_p"), ({"n": 0}, "n"), ({"seed": -1}, "seed"),
-    ({"stream": "maybe"}, "stream"), ({"stop": ["a", "b", "c", "d", "e"]}, None),
-    ({"timeout": 0}, "timeout"), ({"model": 7}, "model"),
+    ({"top_p": "high"}, "top_p"), ({"n": 0}, "n"), ({"seed": 2**63}, "seed"),
+    ({"seed": -(2**63) - 1}, "seed"), ({"stream": "maybe"}, "stream"),
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"timeout": 0}, "timeout"),
+    ({"model": 7}, "model"),
 ])
 def test_out_of_range_parameters_are_400(server, chat_body, change, param):
     assert_error(post(server, {**chat_body, **change}), 400, param)
+
+
+# ------------------------------------------------- the request reviewed against OpenAI's checks
+
+
+@pytest.mark.parametrize("message", [
+    {"role": "user", "content": None}, {"role": "user"}, {"role": "system", "content": None},
+    {"role": "developer", "content": None}, {"role": "assistant", "content": None},
+    {"role": "user", "content": []},
+])
+def test_null_missing_or_empty_content_is_400_as_in_openai(server, chat_body, message):
+    body = {**chat_body, "messages": [message, *chat_body["messages"]]}
+    error = assert_error(post(server, body), 400)
+    assert error["param"].startswith("messages.0.content"), error
+
+
+def test_the_openai_sdk_gets_a_bad_request_error_for_null_user_content(server):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="tiny-cot", messages=[
+            {"role": "user", "content": None}])  # type: ignore[misc, list-item]
+    assert refused.value.status_code == 400
+    assert refused.value.body["param"] == "messages.0.content"
+
+
+def test_an_assistant_turn_with_tool_calls_may_have_null_content(server, chat_body):
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "count", "arguments": "{}"}}
+    body = {**chat_body, "messages": [
+        *chat_body["messages"], {"role": "assistant", "content": None, "tool_calls": [call]},
+        *chat_body["messages"]]}
+    response = post(server, body)
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("change, param", [
+    ({"max_tokens": "5"}, "max_tokens"), ({"n": 1.5}, "n"), ({"n": "2"}, "n"),
+    ({"temperature": "0.5"}, "temperature"), ({"stream": 1}, "stream"),
+    ({"logprobs": "true"}, "logprobs"), ({"seed": 1.5}, "seed"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"top_logprobs": 2}, "top_logprobs"), ({"max_completion_tokens": 0},
+                                            "max_completion_tokens"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"schema": {}}}},
+     "response_format.json_schema.name"),
+    ({"messages": [{"role": "system", "content": [
+        {"type": "image_url", "image_url": {"url": "data:,"}}]},
+        {"role": "user", "content": "q"}]}, "messages.0.content"),
+])
+def test_what_openai_refuses_is_400_naming_the_field(server, chat_body, change, param):
+    assert_error(post(server, {**chat_body, **change}), 400, param)
+
+
+@pytest.mark.parametrize("change", [
+    {"n": None, "stream": None, "logprobs": None, "frequency_penalty": None,
+     "presence_penalty": None},  # null is the default, as OpenAI and vLLM take it
+    {"seed": -1}, {"seed": -(2**63)},  # any signed 64-bit seed
+    {"reasoning_effort": "xhigh"}, {"repetition_penalty": 2.5},  # vLLM: any penalty > 0
+    {"temperature": 1, "top_p": 1},  # integers are numbers
+])
+def test_what_openai_or_vllm_accept_is_served(server, chat_body, change):
+    response = post(server, {**chat_body, **change})
+    assert response.status_code == 200, response.text
 
 
 # ------------------------------------------------------------------- images

@@ -106,8 +106,6 @@ InputItem = Annotated[
         "server runs no tools"))]
 
 Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
-# chat completions know no effort above high
-CHAT_EFFORT: dict[str, str] = {"xhigh": "high", "max": "high"}
 SummaryMode = Literal["auto", "concise", "detailed"]
 
 
@@ -209,7 +207,7 @@ class ResponsesRequest(BaseModel):
         if self.max_output_tokens is not None:
             body["max_completion_tokens"] = self.max_output_tokens
         if self.effort is not None:
-            body["reasoning_effort"] = CHAT_EFFORT.get(self.effort, self.effort)
+            body["reasoning_effort"] = self.effort
         if self.stream:  # the last chunk carries the usage that response.completed reports
             body["stream_options"] = {"include_usage": True}
         return ChatCompletionRequest.model_validate(body)

@@ -44,7 +44,7 @@ async def create_response(body: ResponsesRequest, request: Request) -> Response:
     frame = ResponseFrame.of(body, run.params, state.settings.model_name)
     headers = handling.ignored_fields_header(body.ignored_fields, state.ignored_fields)
     if body.stream:
-        events = response_events(frame, handling.chat_stream(state, run, chat))
+        events = response_events(frame, handling.chat_stream(request, state, run, chat))
         return handling.event_stream(events, headers)
     return await handling.respond(
         request, state, run, chat,

@@ -50,11 +50,18 @@ def test_stage_trace_facts_mark_every_candidate():
     facts = trace_facts(stages, REFERENCE, best_of_n=False)
     assert facts == [
         {"tag": "SUMMARY", "by": "judge", "chosen": 0, "right": [True, None, False],
-         "pairs": [[0, 2, 0]]},
+         "pairs": [[0, 2, 0]], "logprobs": [-0.1, -0.1, -0.1]},
         {"tag": "CONCLUSION", "by": "only", "chosen": 0, "right": [True], "pairs": [],
-         "fallback": True}]
+         "logprobs": [-0.1], "fallback": True}]
     assert trace_facts(None, REFERENCE, best_of_n=False) is None
     assert trace_facts([], REFERENCE, best_of_n=True) is None
+
+
+def test_trace_facts_keep_each_candidates_verifier_score_where_one_was_asked():
+    stage = _stage("REASONING", ["a", "b"], 1, by="verify")
+    stage["candidates"][0]["score"], stage["candidates"][1]["score"] = 0.123456, 0.9
+    (fact,) = trace_facts([stage], REFERENCE, best_of_n=False)
+    assert fact["scores"] == [0.1235, 0.9] and fact["logprobs"] == [-0.1, -0.1]
 
 
 def test_stage_search_is_scored_on_decisive_choices_per_stage():
@@ -88,7 +95,7 @@ def test_best_of_n_is_one_choice_among_whole_chains():
               _stage("CONCLUSION", ["5", "2", ""], 0, by="vote", comparisons=[(0, 1, 0)])]
     facts = trace_facts(stages, REFERENCE, best_of_n=True)
     assert facts == [{"tag": CHAINS, "by": "vote", "chosen": 0, "right": [False, True, None],
-                      "pairs": [[0, 1, 0]]}]
+                      "pairs": [[0, 1, 0]], "logprobs": [-0.1, -0.1, -0.1]}]
     report = score("bon-vote-4", [
         answer("bon-vote-4", 0, False, trace=facts),
         answer("bon-vote-4", 1, False, status=503),  # a failed request: no oracle, no choice

@@ -171,3 +171,14 @@ def test_every_engine_option_the_parser_yields_is_an_engine_argument(parser):
     ours = set(Settings.flag_fields())
     dests = {a.dest for a in serve._actions if a.dest not in ours | {"help"}}
     assert dests <= fields, dests - fields
+
+
+def test_the_otlp_endpoint_is_vllms_flag_read_by_the_server_too(parser):
+    settings = serve_settings(parser, "--otlp-traces-endpoint", "http://collector:4317",
+                              "--log-format", "json")
+    assert settings.otlp_traces_endpoint == "http://collector:4317"
+    assert engine_args(settings, on_cpu=True).otlp_traces_endpoint == "http://collector:4317"
+    assert settings.log_format == "json"
+    assert serve_settings(parser).otlp_traces_endpoint is None
+    with pytest.raises(ValueError, match="log_format"):
+        serve_settings(parser, "--log-format", "xml")

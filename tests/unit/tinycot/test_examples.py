@@ -25,18 +25,24 @@ def render(messages, template_kwargs=None):
 
 
 def _question(tag: str) -> str:
-    return f"\n\n[Verify] Is the {tag} stage above correct? Reply yes or no: "
+    return f"Is the {tag} stage above correct? Reply yes or no: "
 
 
 def _split(item):
-    """(stage tag, candidate text, the transcript's stages before it) of a verify prompt."""
-    head, _, question = item.prompt.rpartition("\n\n[Verify] Is the ")
-    tag = question.split()[0]
+    """(stage tag, candidate text, the transcript's stages before it) of a verify prompt; checks
+    that a stage after the CAPTION quotes the transcript's caption again, and no other does."""
+    head, _, question = item.prompt.rpartition("\n\n[Verify] ")
+    tag = question.split("Is the ")[1].split()[0]
     assert item.prompt.endswith(_question(tag))
     transcript = head.split("Assistant:", 1)[1]
     stages = [s for s in transcript.split("\n\n") if s]
     *before, last = stages
     assert last.startswith(f"<{tag}>") and last.endswith(f"</{tag}>")
+    quoted = question.removesuffix(_question(tag))
+    if STAGE_TAGS.index(tag) > STAGE_TAGS.index("CAPTION"):
+        assert quoted == f"Again: {before[1]}\n"
+    else:
+        assert quoted == ""
     return tag, last[len(tag) + 2:-len(tag) - 3], before
 
 
@@ -63,8 +69,9 @@ def test_verify_prompts_are_the_candidates_transcript_and_labels_follow_the_refe
             assert before != tagged(example.stages[:index]).split("\n\n")[:index]
     share = sum(i.target == "yes" for i in items) / len(items)
     assert 0.4 < share < 0.6
-    assert tags["CAPTION"] > tags["CONCLUSION"] > tags["SUMMARY"]
-    assert tags["REASONING"] > tags["CONCLUSION"]
+    # the reasoning is checked most, the summary least (VERIFY_WEIGHTS)
+    assert tags["REASONING"] > max(tags["CAPTION"], tags["CONCLUSION"])
+    assert min(tags["CAPTION"], tags["CONCLUSION"]) > tags["SUMMARY"]
     assert {i.kind.split()[-1] for i in items} == {"reference", "after-misread", "subtle",
                                                     "unrelated", "misread"}
 

@@ -52,7 +52,7 @@ def test_stage_caps_per_stage_case_insensitive_and_unknown_stages_rejected():
     {"selector": "coin"}, {"search": "tree"}, {"stop": ["a", "b", "c", "d", "e"]},
     {"stage_max_tokens": 0}, {"frequency_penalty": 3}, {"logit_bias": {"x": 1}},
     {"logit_bias": {"5": 101}}, {"top_logprobs": 2}, {"logprobs": True, "top_logprobs": 21},
-    {"chat_template_kwargs": {"tokenize": True}}, {"reasoning_effort": "max"},
+    {"chat_template_kwargs": {"tokenize": True}}, {"reasoning_effort": "extreme"},
     {"response_format": {"type": "json_schema"}}, {"response_format": {"type": "xml"}},
     {"guided_regex": "(unclosed"}, {"guided_json": "{not json"}, {"guided_choice": []},
     {"guided_choice": ["a"], "guided_regex": "a"},
@@ -130,3 +130,137 @@ def test_structured_output_fields_become_one_answer_constraint(fields, kind, val
         assert constraint is None
     else:
         assert constraint is not None and (constraint.kind, constraint.value) == (kind, value)
+
+
+# ------------------------------------------------- checks as OpenAI and vLLM make them
+
+
+def error_of(**fields) -> tuple[str, str]:
+    """(location, message) of the one validation error of a request with `fields`."""
+    with pytest.raises(ValidationError) as failed:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": [USER], **fields})
+    errors = failed.value.errors()
+    return ".".join(str(p) for p in errors[0]["loc"]), errors[0]["msg"]
+
+
+@pytest.mark.parametrize("role", ["user", "system", "developer"])
+@pytest.mark.parametrize("message", [{"content": None}, {}])
+def test_null_or_missing_content_is_refused_outside_assistant_messages(role, message):
+    loc, msg = error_of(messages=[{"role": role, **message}, USER])
+    assert loc == "messages.0.content" and f"a {role} message needs content" in msg
+
+
+def test_an_assistant_message_may_be_null_only_with_tool_calls_as_openai_allows():
+    loc, msg = error_of(messages=[USER, {"role": "assistant", "content": None}, USER])
+    assert loc == "messages.1.content" and "tool_calls" in msg
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    for carried in ({"tool_calls": [call]}, {"function_call": {"name": "f", "arguments": ""}}):
+        body = req(messages=[USER, {"role": "assistant", "content": None, **carried}, USER])
+        turn = body.to_conversation(str).messages[1]
+        assert turn == {"role": "assistant", "content": []}  # the calls are not fed back
+    loc, _ = error_of(messages=[USER, {"role": "assistant", "content": None, "tool_calls": []}])
+    assert loc == "messages.1.content"
+
+
+def test_content_part_lists_are_never_empty():
+    loc, _ = error_of(messages=[{"role": "user", "content": []}])
+    assert loc.startswith("messages.0.content")
+
+
+@pytest.mark.parametrize("role", ["system", "developer", "assistant"])
+def test_images_are_only_allowed_in_user_messages(role):
+    image = {"type": "image_url", "image_url": {"url": "data:,"}}
+    loc, msg = error_of(messages=[{"role": role, "content": [image]}, USER])
+    assert loc == "messages.0.content" and "only allowed in user messages" in msg
+
+
+def test_an_assistant_refusal_part_is_read_as_its_text_and_only_there():
+    body = req(messages=[USER, {"role": "assistant", "content": [
+        {"type": "refusal", "refusal": "I cannot"}]}, USER])
+    assert body.to_conversation(str).messages[1]["content"] == [
+        {"type": "text", "text": "I cannot"}]
+    loc, _ = error_of(messages=[{"role": "user", "content": [
+        {"type": "refusal", "refusal": "no"}]}])
+    assert loc == "messages.0.content"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("max_tokens", "5"), ("max_tokens", 5.0), ("max_tokens", True), ("n", "2"),
+    ("temperature", "0.5"), ("temperature", True), ("top_p", "1"), ("seed", "3"),
+    ("stream", "true"), ("stream", 1), ("logprobs", "yes"), ("top_k", 2.5),
+    ("beam_width", "2"), ("return_trace", 1), ("timeout", "30"), ("min_p", False),
+    ("stage_max_tokens", "8"), ("stop_token_ids", ["3"]), ("logit_bias", {"5": "1"}),
+])
+def test_types_are_json_types_as_openai_checks_them(field, value):
+    extra = {"logprobs": True} if field == "top_logprobs" else {}
+    loc, _ = error_of(**{field: value}, **extra)
+    assert loc.split(".")[0] == field
+
+
+def test_whole_numbers_are_numbers_too():
+    body = req(temperature=1, top_p=1, frequency_penalty=1, timeout=5)
+    assert (body.temperature, body.top_p, body.frequency_penalty, body.timeout) == (1, 1, 1, 5)
+
+
+@pytest.mark.parametrize("field, default", [
+    ("n", 1), ("stream", False), ("logprobs", False), ("frequency_penalty", 0.0),
+    ("presence_penalty", 0.0)])
+def test_null_is_the_default_where_openai_and_vllm_take_null(field, default):
+    assert getattr(req(**{field: None}), field) == default
+    schema = ChatCompletionRequest.model_json_schema()["properties"][field]
+    assert {"type": "null"} in schema["anyOf"]  # and the schema says so
+
+
+@pytest.mark.parametrize("seed", [-1, -(2**63), 2**63 - 1, 0])
+def test_seeds_take_the_signed_64_bit_range_and_negative_ones_reproduce(seed):
+    params = req(seed=seed).to_search_params(SETTINGS)
+    assert params.sampling.seed is not None and 0 <= params.sampling.seed < 2**63
+    assert params.sampling.seed == req(seed=seed).to_search_params(SETTINGS).sampling.seed
+    if seed >= 0:
+        assert params.sampling.seed == seed
+
+
+@pytest.mark.parametrize("seed", [-(2**63) - 1, 2**63])
+def test_seeds_beyond_64_bits_are_refused(seed):
+    assert error_of(seed=seed)[0] == "seed"
+
+
+@pytest.mark.parametrize("fields, param", [
+    ({"stop": ["a", "b", "c", "d", "e"]}, "stop"), ({"stop": ""}, "stop"),
+    ({"stop": ["a", ""]}, "stop"), ({"top_logprobs": 3}, "top_logprobs"),
+    ({"logprobs": False, "top_logprobs": 0}, "top_logprobs"),
+    ({"messages": [{"role": "system", "content": "x"}]}, "messages"),
+    ({"stage_max_tokens": {"summary": 0}}, "stage_max_tokens"),
+    ({"chat_template_kwargs": {"messages": []}}, "chat_template_kwargs"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+    ({"stream": False, "stream_options": {"include_usage": True}}, "stream_options"),
+    ({"max_completion_tokens": 0}, "max_completion_tokens"), ({"top_p": 1.01}, "top_p"),
+    ({"temperature": 2.01}, "temperature"), ({"top_logprobs": 21, "logprobs": True},
+                                             "top_logprobs"),
+    ({"presence_penalty": -2.5}, "presence_penalty"), ({"n": 0}, "n"),
+])
+def test_each_refusal_names_its_field(fields, param):
+    assert error_of(**fields)[0].split(".")[0] == param
+
+
+def test_stream_options_come_with_stream_and_the_edges_of_each_range_pass():
+    assert req(stream=True, stream_options={"include_usage": True}).stream_options
+    edges = req(temperature=0, top_p=1, max_tokens=1, max_completion_tokens=1, n=1,
+                logprobs=True, top_logprobs=20, stop=["a", "b", "c", "d"],
+                frequency_penalty=-2, presence_penalty=2, repetition_penalty=3.5)
+    assert edges.top_logprobs == 20 and edges.repetition_penalty == 3.5  # vLLM: any > 0
+
+
+@pytest.mark.parametrize("effort, width", [("xhigh", 6), ("max", 6), ("high", 6),
+                                           ("minimal", 1)])
+def test_openais_efforts_above_high_are_the_high_preset(effort, width):
+    assert req(reasoning_effort=effort).to_search_params(SETTINGS).beam_width == width
+
+
+def test_a_json_schema_format_needs_openais_name_and_without_a_schema_is_any_json():
+    for bad in ({"schema": {}}, {"name": "has space", "schema": {}}, {"name": "x" * 65}):
+        loc, _ = error_of(response_format={"type": "json_schema", "json_schema": bad})
+        assert loc.startswith("response_format.json_schema")
+    constraint = req(response_format={"type": "json_schema", "json_schema": {
+        "name": "answer"}}).to_search_params(SETTINGS).constraint
+    assert constraint is not None and constraint.kind == "json_object"

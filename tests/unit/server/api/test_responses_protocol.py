@@ -104,7 +104,7 @@ def test_bad_requests_fail_validation(bad):
 @pytest.mark.parametrize("bad, param", [
     ({"temperature": 5}, "temperature"), ({"top_p": 0}, "top_p"),
     ({"max_output_tokens": 0}, "max_output_tokens"), ({"beam_width": 17}, "beam_width"),
-    ({"selector": "coin"}, "selector"), ({"seed": -1}, "seed"),
+    ({"selector": "coin"}, "selector"), ({"seed": -2**63 - 1}, "seed"),
 ])
 def test_out_of_range_values_fail_in_the_chat_request_naming_the_responses_field(bad, param):
     with pytest.raises(ValidationError) as failed:

@@ -29,8 +29,10 @@ def params(**kw) -> SearchParams:
 
 
 async def test_greedy_walks_every_stage_with_one_call_each():
+    """Stage by stage (--no-single-call; a one-call answer: test_single_call.py)."""
     engine = FakeEngine()
-    events, trace = await run(engine, params(beam_width=1, sampling=Sampling()))
+    events, trace = await run(engine, params(beam_width=1, sampling=Sampling(),
+                                             single_call=False))
     assert [e.result.tag for e in events] == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
     assert len(engine.generate_calls) == 4 and not engine.choose_calls
     assert trace.answer == "CONCLUSION candidate 0"
@@ -125,8 +127,8 @@ async def test_best_of_n_samples_whole_chains_then_judges_once():
     events, trace = await run(engine, params(beam_width=3, shape=SearchShape.BEST_OF_N,
                                              sampling=Sampling(temperature=0.6, seed=5)))
     assert not events  # no stage is final before the end
-    assert len(engine.generate_calls) == 3 * 4
-    assert all(s.n == 1 for _, s in engine.generate_calls)
+    assert len(engine.generate_calls) == 3  # each chain's stages in one call
+    assert all(s.n == 1 and s.stop == ("</CONCLUSION>",) for _, s in engine.generate_calls)
     assert len(trace.stages) == 4
     assert all(len(s.candidates) == 3 for s in trace.stages)
     assert len(trace.stages[-1].comparisons) == 2
@@ -135,7 +137,7 @@ async def test_best_of_n_samples_whole_chains_then_judges_once():
 
 async def test_prompt_too_long_at_the_first_stage_is_raised():
     class TooLong(FakeEngine):
-        async def generate(self, prompt, images, sampling, on_text=None):
+        async def generate(self, prompt, images, sampling, on_partial=None):
             raise PromptTooLong("prompt has 9000 tokens, the context 2048")
     with pytest.raises(PromptTooLong):
         await run(TooLong(), params())
@@ -213,7 +215,7 @@ async def test_best_of_n_selects_whole_chains_with_every_selector(selector):
     engine = FakeEngine(script=lambda stage, s, i: (
         f"{stage} right" if s.seed in right else f"{stage} wrong"))
     _, trace = await run(engine, params_)
-    assert len(engine.generate_calls) == 3 * 4 and len(trace.stages[-1].candidates) == 3
+    assert len(engine.generate_calls) == 3 and len(trace.stages[-1].candidates) == 3
     verifications = [c for c in engine.choose_calls if "[Verify]" in c]
     if selector in ("verify", "weighted_vote"):
         assert len(verifications) == 3
@@ -282,3 +284,24 @@ async def test_cancelling_a_streamed_search_cancels_its_engine_call():
     await events.aclose()
     await asyncio.sleep(0)
     assert engine.in_flight == 0
+
+
+async def test_verify_quotes_the_chosen_caption_in_stage_search_and_each_chains_own_in_best_of_n():
+    """FAKE engine: which caption each verification quotes (pure orchestration)."""
+    engine = FakeEngine(script=lambda stage, sampling, i: f"{stage} {i}")
+    await run(engine, params(beam_width=2, selector="verify"))
+    by_stage = {tag: [c for c in engine.choose_calls if f"Is the {tag} stage" in c]
+                for tag in LLAVA_COT.tags}
+    assert not any("Again:" in c for tag in ("SUMMARY", "CAPTION") for c in by_stage[tag])
+    for tag in ("REASONING", "CONCLUSION"):
+        assert len(by_stage[tag]) == 2
+        assert all("[Verify] Again: <CAPTION>CAPTION 0</CAPTION>\n" in c for c in by_stage[tag])
+
+    engine = FakeEngine(script=lambda stage, sampling, i: f"{stage} {sampling.seed}")
+    await run(engine, params(beam_width=3, selector="verify", shape=SearchShape.BEST_OF_N,
+                             sampling=Sampling(temperature=0.6, seed=5)))
+    assert len(engine.choose_calls) == 3
+    for call in engine.choose_calls:  # each chain's check quotes that chain's own caption
+        caption = call.split("<CAPTION>")[1].split("</CAPTION>")[0]
+        assert call.count(f"<CAPTION>{caption}</CAPTION>") == 2
+    assert len({c.split("Again: ")[1] for c in engine.choose_calls}) == 3

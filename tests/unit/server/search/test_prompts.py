@@ -75,3 +75,32 @@ def test_prompted_verification_asks_an_instruct_model_directly():
     assert options == ("Yes", "No")
     assert prompted[0].startswith(transcript[0])
     assert "<CAPTION> section above" in prompted[0] and prompted[0].endswith("Answer: ")
+
+
+def test_verifying_a_stage_after_the_caption_quotes_the_chosen_caption_after_the_candidate():
+    builder = PromptBuilder(render_chat_fake, LLAVA_COT)
+    summary, caption, reasoning, conclusion = LLAVA_COT.stages
+    chosen = [(summary, Candidate("plan", 1, -1, True)),
+              (caption, Candidate("a red circle", 3, -1, True))]
+    assert builder.evidence(chosen[:1], caption) is None  # the caption is checked on its own
+    assert builder.evidence(chosen, summary) is None
+    evidence = builder.evidence(chosen, reasoning)
+    assert evidence == (caption, "a red circle")
+    assert builder.evidence(chosen, conclusion) == evidence
+    transcript = ("...<REASONING>Red: circle = 1.</REASONING>",)
+    prompt = PromptBuilder.verify(transcript, reasoning, evidence)[0]
+    assert prompt.startswith(transcript[0])  # the candidate's cached transcript comes first
+    question = prompt[len(transcript[0]):]
+    assert question == ("\n\n[Verify] Again: <CAPTION>a red circle</CAPTION>\n"
+                        "Is the REASONING stage above correct? Reply yes or no: ")
+    prompted, _ = PromptBuilder(render_chat_fake, LLAVA_COT, prompted=True).verification(
+        transcript, reasoning, evidence)
+    assert "The <CAPTION> section said: a red circle" in prompted[0]
+
+
+def test_a_schema_without_an_evidence_stage_quotes_nothing():
+    from server.search.schema import THINK_ANSWER
+
+    builder = PromptBuilder(render_chat_fake, THINK_ANSWER)
+    think, answer = THINK_ANSWER.stages
+    assert builder.evidence([(think, Candidate("hmm", 1, -1, True))], answer) is None

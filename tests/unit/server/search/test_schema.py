@@ -34,3 +34,10 @@ def test_schemas_name_their_answer_stage():
 
 def test_clean_cuts_at_a_callers_stop_string_too():
     assert clean_stage_text(SUMMARY, "three END more", ["END"]) == ("three", False)
+
+
+def test_only_stages_after_the_evidence_stage_quote_it():
+    assert [LLAVA_COT.evidence_for(t) for t in ("SUMMARY", "CAPTION")] == [None, None]
+    assert LLAVA_COT.evidence_for("REASONING") == LLAVA_COT.stage("CAPTION")
+    assert LLAVA_COT.evidence_for("CONCLUSION") == LLAVA_COT.stage("CAPTION")
+    assert THINK_ANSWER.evidence_for("answer") is None
