@@ -124,3 +124,14 @@ def test_each_best_of_n_chain_is_one_call_and_a_seed_repeats_the_search(server, 
     stages = first["choices"][0]["message"]["stages"]
     assert len(stages) == 4 and all(len(s["candidates"]) == 3 for s in stages)
     assert stages == second["choices"][0]["message"]["stages"]
+
+
+def test_reasoning_effort_minimal_and_none_answer_greedily_in_one_call(server, questions):
+    body = questions[0]
+    greedy, _ = ask(server, body)
+    for effort in ("minimal", "none"):
+        data, calls = ask(server, {**body, "reasoning_effort": effort, "seed": 3})
+        assert calls == {"stages": 1}
+        message = data["choices"][0]["message"]
+        assert all(len(s["candidates"]) == 1 for s in message["stages"])
+        assert message["content"] == greedy["choices"][0]["message"]["content"]
