@@ -65,6 +65,9 @@ async def with_keepalive(events: AsyncIterator[Any], keepalive: float, deadline:
             if not pending.done():  # the deadline, or the consumer left: stop the read, and
                 pending.cancel()  # wait until `events` is no longer running (so it can close)
                 await asyncio.gather(pending, return_exceptions=True)
+            elif not pending.cancelled():
+                pending.exception()  # seen, even if the consumer left before reading it
+
         try:
             yield pending.result()
         except StopAsyncIteration:
