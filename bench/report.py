@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.cold_start import TARGET, verdict
+
 
 def _row(name: str, value: float, target: str, ok: bool, detail: str) -> str:
     return f"| {name} | {value:.2f} | {target} | {'met' if ok else 'missed'} | {detail} |"
+
+
+def _info(name: str, value: float, detail: str) -> str:
+    """A measured ratio without a target."""
+    return f"| {name} | {value:.2f} | — | | {detail} |"
 
 
 def ratios(results: dict[str, Any]) -> list[str]:
@@ -36,10 +43,36 @@ def ratios(results: dict[str, Any]) -> list[str]:
     rows.append(_row(f"3. throughput beam 4 / beam 1, concurrency {plan['saturation']}", tput,
                      "≥ 0.30", tput >= 0.30, f"{ours['beam_sat']['rps']:.2f} vs "
                      f"{ours['greedy_sat']['rps']:.2f} req/s"))
+    if "beam8_c1" in ours:
+        lat8 = ours["beam8_c1"]["p50"] / ours["greedy_c1"]["p50"]
+        rows.append(_info("3. latency beam 8 / beam 1, concurrency 1", lat8,
+                          f"p50 {ours['beam8_c1']['p50']:.3f} vs {ours['greedy_c1']['p50']:.3f} s"))
+        tput8 = ours["beam8_sat"]["rps"] / ours["greedy_sat"]["rps"]
+        rows.append(_info(f"3. throughput beam 8 / beam 1, concurrency {plan['saturation']}",
+                          tput8, f"{ours['beam8_sat']['rps']:.2f} vs "
+                          f"{ours['greedy_sat']['rps']:.2f} req/s"))
     share = ours["cache"]["vllm_hit_share"]
     rows.append(_row("4. prompt tokens served from prefix cache (beam-4 runs)", share,
                      "≥ 0.90", share >= 0.90, f"vLLM counters; search calls by our own "
                      f"count: {ours['cache']['search_cached_share']:.2f}"))
+    rows += memory_rows(results)
+    return rows
+
+
+def memory_rows(results: dict[str, Any]) -> list[str]:
+    """Part 7: peak RSS of each server's process tree at its saturation level."""
+    ours, upstream, plan = results["ours"], results["upstream"], results["plan"]
+    top = max(ours["greedy"], key=int)
+    mine, theirs = ours["greedy"][top].get("rss_peak_mib"), upstream[top].get("rss_peak_mib")
+    if not mine or not theirs:
+        return []
+    rows = [_info(f"7. peak memory ours / upstream vLLM, beam 1, concurrency {top}",
+                  mine / theirs, f"RSS of each server's processes: {mine:.0f} vs "
+                  f"{theirs:.0f} MiB")]
+    for key, mib in sorted(ours.get("rss_peak_sat_mib", {}).items()):
+        width = key.removeprefix("beam")
+        rows.append(_info(f"7. peak memory beam {width} / upstream vLLM, concurrency "
+                          f"{plan['saturation']}", mib / theirs, f"{mib:.0f} MiB"))
     return rows
 
 
@@ -53,15 +86,39 @@ def selector_rows(results: dict[str, Any]) -> list[str]:
     lines = ["", "Selectors at beam 4 (part 5): engine time per answer is the inverse of the "
              "throughput at saturation.", "",
              "| selector | engine time / answer (s) | answers/s at saturation | p50 at "
-             "concurrency 1 (s) | generated tokens / answer |", "|---|---|---|---|---|"]
+             "concurrency 1 (s) | generated tokens / answer | prompt tokens from prefix cache |",
+             "|---|---|---|---|---|---|"]
     for name, figs in sat.items():
+        share = f"{figs['cache_share']:.2f}" if "cache_share" in figs else "—"
         lines.append(f"| {name} | {1 / figs['rps']:.3f} | {figs['rps']:.2f} | "
-                     f"{c1[name]['p50']:.3f} | {figs['tokens']:.0f} |")
+                     f"{c1[name]['p50']:.3f} | {figs['tokens']:.0f} | {share} |")
     if "verify" in sat and "judge" in sat:
         ratio = sat["verify"]["rps"] / sat["judge"]["rps"]
         lines += ["", _table_head(), _row(
             "5. throughput verify / judge at beam 4, saturation", ratio, "> 1",
             ratio > 1, "verify costs less engine time per answer than judge when above 1")]
+    return lines
+
+
+def cold_start_rows(results: dict[str, Any]) -> list[str]:
+    """Part 6: the first beam-4 request after /ready against the median of the next ones, on a
+    fresh server with the warm-up before ready and one with --no-warmup."""
+    runs = results["ours"].get("cold_start")
+    if not runs:
+        return []
+    lines = ["", "Cold start (part 6): a fresh server gets a beam-4 request the moment `/ready` "
+             "turns 200, then more one after another, each a different question; the first "
+             "against the median of the rest.", "", _table_head()]
+    for label, run in runs.items():
+        figs = verdict(run)
+        warmup = (f"warm-up {run['warmup_s']:.1f} s of it" if run.get("warmup_s")
+                  else "no warm-up")
+        lines.append(_row(
+            f"6. first request after ready / median, beam 4, {label}", figs["ratio"],
+            f"≤ {TARGET:g}", figs["met"],
+            f"first {run['first']:.3f} s, median {figs['median']:.3f} s of the "
+            f"{len(run['rest'])} after it; ready {run['ready_s']:.0f} s after start "
+            f"({warmup})"))
     return lines
 
 
@@ -84,7 +141,7 @@ def failures(results: dict[str, Any]) -> str:
     ours, upstream = results["ours"], results["upstream"]
     runs = [*ours["greedy"].values(), *upstream.values(),
             *(ours[k] for k in ("beam_c1", "greedy_c1", "beam_sat", "greedy_sat",
-                                "beam_in_flight")),
+                                "beam8_c1", "beam8_sat", "beam_in_flight") if k in ours),
             *(figs for level in ours.get("selectors", {}).values() for figs in level.values())]
     count = int(sum(run.get("failed", 0) for run in runs))
     errors = sorted({e for run in runs for e in run.get("errors", [])})
@@ -101,16 +158,13 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   worker). The worker's core is the bottleneck: the API process was busy about a quarter of
   the time, on the other core. So every figure below is the cost of model forward passes on
   one core.
-- **Server overhead (1).** Our server drives the stages itself: a beam-width-1 answer is four
-  engine calls (one per stage, each a cached prefill of the transcript so far), where the
-  upstream server makes one. Prompts go in as token ids and outputs come back `FINAL_ONLY`, so
-  what is left is the cost of each extra call: one prefill step for the uncached tail of the
-  transcript and a round trip. The trained model's stages are short (about 20 tokens), so
-  that cost shows: about 25 ms per extra call, 10–15 % of a greedy answer at low
-  concurrency. At saturation, batching hides most of it. The fix is ours to make: generate a
-  greedy answer in one call and go stage by stage only when the model breaks the format or a
-  stage cap. It is not done yet, because the search then needs per-stage token counts from
-  the engine, for usage and for the caps.
+- **Server overhead (1).** A beam-width-1 answer is one engine call, as upstream's is: the
+  model writes all four stages in one generation, which the server cuts into stages as it
+  decodes (`server/search/single_call.py`), and a stage is decoded again on its own only when
+  the model breaks the format. What is left against upstream is the API layer's own work per
+  request (request validation, the image, the split into stages, the trace) on the core it
+  shares with the engine core's busy loop; it shows most where the engine is fast per
+  request and the API work is not hidden behind batching (concurrency 8 on this machine).
 - **Search cost (3).** A beam-4 answer decodes four candidates per stage (the floor is about
   0.25 of beam-1 throughput) and then judges them: 3 comparisons per stage in 2 rounds, each
   asked in both orders, so 24 one-token judge calls per answer. Their prompts continue the
@@ -135,6 +189,23 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   tiny model's short image (about 30 tokens) and short stages, that tail is a large share of
   each judge prompt; with a real VLM (hundreds to thousands of image tokens) the shared
   prefix dominates and the share rises accordingly.
+- **Selectors (5).** `vote` and `logprob` make no engine call beyond the candidates;
+  `verify` asks one one-token question per candidate that extends the candidate's own cached
+  transcript, plus the quoted CAPTION (not cacheable: it follows the candidate); `judge` asks
+  2 × 3 pairwise questions per stage, each showing a second, uncached candidate. Whether verify
+  beats judge on engine time depends on how long the quoted evidence is against the second
+  candidate; the prefix-cache column shows the difference per selector.
+- **Memory (7).** The peak RSS of each server's whole process tree (API process, engine core,
+  worker) at its saturation level. Most of it is the engine's preallocated KV cache
+  (`VLLM_CPU_KVCACHE_SPACE`, the same 2 GiB for both servers) and the model runtime; the
+  search's per-request state is small beside it, so beam 4 and beam 8 cost about what beam 1
+  costs.
+- **Cold start (6).** Some of what the engine does is done only the first time a kind of call
+  comes: the first request on a fresh server without the warm-up pays for its image, its
+  n > 1 sampling, its one-token constrained judge calls and so on. The warm-up before ready
+  (`--warmup`, the default; docs/deployment.md) sends five short requests down those paths
+  before `/ready` turns 200, which moves that cost into the start-up (the warm-up's seconds,
+  beside the time to ready in the table).
 - All servers run on the same 2 cores as the load generator; figures from one run are
   comparable with each other, not with other machines.
 """
@@ -147,8 +218,8 @@ def render(results: dict[str, Any], command: str) -> str:
         f"run, which took {results['wall_s'] / 60:.1f} minutes.", "",
         f"Machine: {results['machine']}.", "",
         *load_note(results),
-        f"All runs use the tiny default model (`{results.get('model', 'models/tiny-cot')}`) "
-        "on the CPU engine, non-streaming requests, each one of "
+        f"All runs use the model in `{results.get('model', 'models/tiny-cot')}`, vLLM on "
+        f"{results.get('device', 'CPU')}, non-streaming requests, each one of "
         f"{results['plan'].get('items', 32)} held-out shape questions (the model's own task, "
         "`tinycot.task`) with its picture, and a per-stage cap of "
         f"{results['plan']['stage_tokens']} tokens, above the model's longest stages. Both servers "
@@ -156,7 +227,7 @@ def render(results: dict[str, Any], command: str) -> str:
         f"alternate {results['plan'].get('rounds', 1)} times and their runs are pooled, so "
         "that other work on the machine weighs on both sides alike.", "",
         _table_head(),
-        *ratios(results), *selector_rows(results), "",
+        *ratios(results), *selector_rows(results), *cold_start_rows(results), "",
         f"Failed requests (counted out of the figures): {failures(results)}.", "",
         NOTES,
     ]

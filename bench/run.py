@@ -7,9 +7,14 @@ the same workload (held-out questions of the model's own task, `tinycot.task`).
    generate, batch 1, no KV reuse; bench/reference.py);
 3. the cost of the search: beam 4 vs beam 1 on ours;
 4. prefix-cache effectiveness during the beam-4 runs, from vLLM's prefix-cache counters;
-5. the selectors' cost: beam 4 with each selector (judge, verify, vote), alternated, at
-   concurrency 1 and at saturation.
-Writes docs/benchmarks.md.
+5. the selectors' cost: beam 4 with each selector, alternated, at concurrency 1 and at
+   saturation; beam 8 beside beam 4 and beam 1;
+6. cold start: the first beam-4 request after /ready against the median of the next ones, with
+   and without the warm-up before ready (bench/cold_start.py; alone: --cold-start-only);
+7. peak server memory (RSS of the server's process tree) at the saturation level, ours at beam
+   1, 4 and 8 against upstream vLLM (bench/memory.py).
+Writes docs/benchmarks.md. On a GPU machine with upstream vLLM installed it runs unchanged
+(the engine picks the GPU); the report names the device it ran on.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.cold_start import cold_start, request_bodies
+from bench.memory import PeakRss
 from bench.reference import run_baseline
 from loadtest.config import LoadConfig
 from loadtest.runner import LevelResult, run_load
@@ -52,22 +59,35 @@ class Plan:
     rounds: int = 3  # compared loads alternate this many times
     items: int = 32  # distinct questions of the workload
     workload: str = ""  # JSONL of the questions (written by `write_workload`)
+    cold_requests: int = 8  # part 6: requests after the first one after /ready
 
     def requests(self, concurrency: int) -> int:
         return max(16, concurrency * self.requests_per_slot)
 
 
 QUICK = Plan(stage_tokens=32, concurrency=(1, 8), requests_per_slot=2, beam_requests_c1=4,
-             beam_requests_sat=16, saturation=8, in_flight=8, baseline_questions=1, rounds=1)
-SELECTOR_COSTS = ("judge", "verify", "vote")  # part 5: the selectors compared at beam 4
+             beam_requests_sat=16, saturation=8, in_flight=8, baseline_questions=1, rounds=1,
+             cold_requests=4)
+SELECTOR_COSTS = ("judge", "verify", "vote", "weighted_vote", "logprob", "auto")  # part 5
 CACHE_COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total",
                   "cot_server_search_cached_tokens_total", "cot_server_search_prompt_tokens_total")
 
 
-def our_server(model_dir: str, plan: Plan, logs: Path) -> ServerProcess:
+def our_server(model_dir: str, plan: Plan, logs: Path, warmup: bool = True,
+               log_name: str = "cot-server.log") -> ServerProcess:
     return launch(["-m", "server", "serve", "--model", model_dir, "--served-model-name",
-                   MODEL_NAME, "--stage-max-tokens", str(plan.stage_tokens), *ENGINE_ARGS],
-                  logs / "cot-server.log", MODEL_NAME)
+                   MODEL_NAME, "--stage-max-tokens", str(plan.stage_tokens), *ENGINE_ARGS,
+                   "--warmup" if warmup else "--no-warmup"],
+                  logs / log_name, MODEL_NAME)
+
+
+def measure_cold_start(model_dir: str, plan: Plan, logs: Path) -> dict[str, Any]:
+    """Part 6 (bench/cold_start.py), a fresh server for each side, nothing else running."""
+    bodies = request_bodies(load_jsonl(plan.workload), MODEL_NAME, 4 * plan.stage_tokens,
+                            1 + plan.cold_requests)
+    return cold_start(lambda warm: our_server(
+        model_dir, plan, logs, warm, f"cot-server-cold-{'warm' if warm else 'nowarm'}.log"),
+        bodies)
 
 
 def upstream_server(model_dir: str, logs: Path) -> ServerProcess:
@@ -133,11 +153,15 @@ def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
         n = plan.requests(c)
         tokens = max(1, round(figures([load(ours, plan, c, n, budget,
                                             {"beam_width": 1})])["tokens"]))
-        pair = alternate({"ours": partial(load, ours, plan, c, n, budget, {"beam_width": 1}),
-                          "upstream": partial(load, upstream, plan, c, n, tokens,
-                                              {"ignore_eos": True})}, plan.rounds)
+        with PeakRss(ours.process.pid) as mine, PeakRss(upstream.process.pid) as theirs:
+            pair = alternate({"ours": partial(load, ours, plan, c, n, budget,
+                                              {"beam_width": 1}),
+                              "upstream": partial(load, upstream, plan, c, n, tokens,
+                                                  {"ignore_eos": True})}, plan.rounds)
         for side, figs in pair.items():
             result[side][c] = figs
+        result["ours"][c]["rss_peak_mib"] = mine.mib
+        result["upstream"][c]["rss_peak_mib"] = theirs.mib
     return result
 
 
@@ -146,6 +170,7 @@ def search_cost(ours: ServerProcess, plan: Plan) -> dict[str, Any]:
     beam 4 with `in_flight` questions, and the prefix-cache counters over the beam-4 runs."""
     budget, beam, greedy = 4 * plan.stage_tokens, {"beam_width": 4, "selector": "judge"}, {
         "beam_width": 1}
+    beam8 = {**beam, "beam_width": 8}
     counted = dict.fromkeys(CACHE_COUNTERS, 0.0)
 
     def beam_run(concurrency: int, requests: int) -> LevelResult:
@@ -155,24 +180,49 @@ def search_cost(ours: ServerProcess, plan: Plan) -> dict[str, Any]:
             counted[k] += ours.counter(k) - before[k]
         return level
 
+    def at_saturation(extra: dict[str, Any]) -> Callable[[], LevelResult]:
+        """A saturation load, its peak server memory kept (the largest over its runs)."""
+        def run() -> LevelResult:
+            with PeakRss(ours.process.pid) as peak:
+                level = (beam_run(plan.saturation, plan.beam_requests_sat) if extra is beam
+                         else load(ours, plan, plan.saturation, plan.beam_requests_sat, budget,
+                                   extra))
+            key = f"beam{extra['beam_width']}"
+            rss[key] = max(rss.get(key, 0.0), peak.mib)
+            return level
+        return run
+
+    rss: dict[str, float] = {}
     c1 = alternate({"beam": lambda: beam_run(1, plan.beam_requests_c1),
+                    "beam8": partial(load, ours, plan, 1, plan.beam_requests_c1, budget, beam8),
                     "greedy": lambda: load(ours, plan, 1, plan.beam_requests_c1, budget,
                                            greedy)},
                    plan.rounds)
-    sat = alternate({"beam": lambda: beam_run(plan.saturation, plan.beam_requests_sat),
-                     "greedy": lambda: load(ours, plan, plan.saturation,
-                                            plan.beam_requests_sat, budget, greedy)},
-                    plan.rounds)
+    sat = alternate({"beam": at_saturation(beam), "beam8": at_saturation(beam8),
+                     "greedy": at_saturation(greedy)}, plan.rounds)
     in_flight = figures([beam_run(plan.in_flight, 2 * plan.in_flight)])
+    by_selector = {name: dict.fromkeys(CACHE_COUNTERS[:2], 0.0) for name in SELECTOR_COSTS}
+
+    def selector_run(name: str, concurrency: int, requests: int) -> LevelResult:
+        before = {k: ours.counter(k) for k in CACHE_COUNTERS[:2]}
+        level = load(ours, plan, concurrency, requests, budget,
+                     {"beam_width": 4, "selector": name})
+        for k in CACHE_COUNTERS[:2]:
+            by_selector[name][k] += ours.counter(k) - before[k]
+        return level
+
     selectors = {
-        level: alternate({name: partial(load, ours, plan, c, n, budget,
-                                        {"beam_width": 4, "selector": name})
-                          for name in SELECTOR_COSTS}, plan.rounds)
+        level: alternate({name: partial(selector_run, name, c, n) for name in SELECTOR_COSTS},
+                         plan.rounds)
         for level, c, n in (("c1", 1, plan.beam_requests_c1),
                             ("sat", plan.saturation, plan.beam_requests_sat))}
+    for name, counts in by_selector.items():  # the prefix-cache share of each selector's runs
+        hits_of, queries_of = (counts[k] for k in CACHE_COUNTERS[:2])
+        selectors["sat"][name]["cache_share"] = hits_of / max(1.0, queries_of)
     hits, queries, cached, prompt = (counted[k] for k in CACHE_COUNTERS)
     return {"beam_c1": c1["beam"], "greedy_c1": c1["greedy"], "beam_sat": sat["beam"],
-            "greedy_sat": sat["greedy"], "beam_in_flight": in_flight, "selectors": selectors,
+            "greedy_sat": sat["greedy"], "beam8_c1": c1["beam8"], "beam8_sat": sat["beam8"],
+            "rss_peak_sat_mib": rss, "beam_in_flight": in_flight, "selectors": selectors,
             "cache": {"vllm_hit_share": hits / max(1.0, queries),
                       "search_cached_share": cached / max(1.0, prompt)}}
 
@@ -202,7 +252,16 @@ def machine() -> str:
 
     return (f"{cpu}, {os.cpu_count()} cores, {memory_gib:.0f} GiB, {platform.system()} "
             f"{platform.release()}; Python {platform.python_version()}, vLLM "
-            f"{vllm.__version__} (CPU build), torch {torch.__version__}")
+            f"{vllm.__version__} on {device()}, torch {torch.__version__}")
+
+
+def device() -> str:
+    """What the engine computes on: the GPU where torch sees one, else the CPU build."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"GPU ({torch.cuda.get_device_name(0)})"
+    return "CPU"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,13 +270,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="docs/benchmarks.md", help="Markdown report")
     parser.add_argument("--logs", default="out/bench", help="server logs and raw JSON")
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
+    parser.add_argument("--cold-start-only", action="store_true",
+                        help="only part 6 (cold start): prints its rows and writes "
+                        "<logs>/cold_start.json, leaves the report as it is")
     args = parser.parse_args(argv)
     logs = Path(args.logs)
     logs.mkdir(parents=True, exist_ok=True)
     plan = write_workload(QUICK if args.quick else Plan(), logs)
     started, load_before = time.monotonic(), os.getloadavg()[0]
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = KV_CACHE_GIB  # inherited by both servers
+    if args.cold_start_only:
+        from bench.report import cold_start_rows
+
+        cold = measure_cold_start(args.model_dir, plan, logs)
+        (logs / "cold_start.json").write_text(json.dumps(cold, indent=2) + "\n")
+        print("\n".join(cold_start_rows({"ours": {"cold_start": cold}})))
+        return
     ours = measure_servers(args.model_dir, plan, logs)
+    ours["cold_start"] = measure_cold_start(args.model_dir, plan, logs)
     upstream = ours.pop("upstream")
     (logs / "servers.json").write_text(json.dumps(ours, indent=2) + "\n")  # kept if the rest fails
     items = load_jsonl(plan.workload)[:plan.baseline_questions]
@@ -225,7 +295,7 @@ def main(argv: list[str] | None = None) -> None:
                             stage_max_tokens=plan.stage_tokens)
     baseline.pop("answers")
     results = {"plan": plan.__dict__, "model": args.model_dir, "ours": ours, "upstream": upstream,
-               "baseline": baseline, "machine": machine(),
+               "baseline": baseline, "machine": machine(), "device": device(),
                "load_average": [load_before, os.getloadavg()[0]],
                "wall_s": time.monotonic() - started}
     (logs / "bench.json").write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,11 @@ class ServerProcess:
 
 
 def launch(args: list[str], log_path: Path, model: str, ready_path: str = "/ready",
-           ready_timeout: float = 300, cwd: Path | None = None) -> ServerProcess:
-    """Run `python <args> --port P` and wait until `ready_path` answers 200."""
+           ready_timeout: float = 300, cwd: Path | None = None,
+           watch: Callable[[httpx.Response], None] | None = None,
+           poll_s: float = 0.5) -> ServerProcess:
+    """Run `python <args> --port P` and wait until `ready_path` answers 200, asking every
+    `poll_s` seconds; `watch` sees each answer (the last one the 200)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("COT_SERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
@@ -72,10 +76,14 @@ def launch(args: list[str], log_path: Path, model: str, ready_path: str = "/read
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()[-4000:]}")
         try:
-            if httpx.get(f"{server.base_url}{ready_path}", timeout=2).status_code == 200:
-                return server
+            answer = httpx.get(f"{server.base_url}{ready_path}", timeout=2)
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        else:
+            if watch is not None:
+                watch(answer)
+            if answer.status_code == 200:
+                return server
+        time.sleep(poll_s)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"server not ready in {ready_timeout} s:\n{server.log()[-4000:]}")

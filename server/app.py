@@ -1,6 +1,7 @@
 """create_app(settings): the FastAPI app. The lifespan starts the engine in the background
-(so /health answers while the model loads and /ready turns 200 once it has), then watches it;
-the singletons live on one typed `ServerState` (`app.state.server`)."""
+(so /health answers while the model loads), warms it up (server/api/warmup.py; --no-warmup
+skips it), turns /ready 200, then watches it; the singletons live on one typed `ServerState`
+(`app.state.server`)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from server.api.middleware import install_middleware
 from server.api.responses import router as responses
 from server.api.serving import ChatService
 from server.api.state import Readiness, ServerState
+from server.api.warmup import warm_up
 from server.config import Settings
 from server.metrics import Metrics
 from server.search.beam import StageSearch
@@ -47,12 +49,19 @@ async def _load_and_watch(state: ServerState, factory: EngineFactory) -> None:
     search = StageSearch(engine, engine.render_chat, state.metrics)
     state.chat = ChatService(search, state.metrics, state.settings.model_name,
                              state.settings.stream_keepalive)
-    state.lifecycle.serve()
-    log.info("model %s loaded; ready", state.settings.model)
+    log.info("model %s loaded", state.settings.model)
+    if state.settings.warmup:
+        state.lifecycle.warm()
+        await warm_up(state.chat, state.settings, state.metrics, lambda: engine.dead)
+    if not engine.dead:  # one that died in the warm-up is never ready
+        state.lifecycle.serve()
+        log.info("ready: taking requests")
     while not engine.dead:
         await asyncio.sleep(WATCH_SECONDS)
-    log.error("the engine died; exiting so that the process is restarted")
-    state.lifecycle.fail()
+    grace = state.settings.engine_dead_grace
+    log.error("the engine died; answering 503 for %g s, then exiting (status 1) so that the "
+              "process is restarted", grace)
+    state.lifecycle.fail(exit_after=grace)
 
 
 def _is(state: ServerState, readiness: Readiness) -> Callable[[], float]:
@@ -64,11 +73,14 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None,
     """The app; `engine_factory` and `tracing` replace the vLLM engine and the OTLP exporter
     (--otlp-traces-endpoint) where a test brings its own."""
     metrics = Metrics()
-    admission = Admission(settings.max_concurrent_requests, settings.max_queued_requests)
+    admission = Admission(settings.max_concurrent_requests, settings.max_queued_requests,
+                          settings.max_concurrent_sequences, settings.max_queued_sequences)
     state = ServerState(settings, metrics, admission,
                         tracing=tracing or Tracing.to_collector(settings.otlp_traces_endpoint))
     metrics.waiting.set_function(lambda: admission.waiting)
     metrics.running.set_function(lambda: admission.running)
+    metrics.sequences_waiting.set_function(lambda: admission.waiting_sequences)
+    metrics.sequences_running.set_function(lambda: admission.running_sequences)
     for readiness in Readiness:
         metrics.readiness.labels(readiness.value).set_function(_is(state, readiness))
 

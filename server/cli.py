@@ -112,6 +112,10 @@ class DrainingServer:
         self.server.should_exit = True
 
     def _handle_exit(self, sig: int, frame: types.FrameType | None) -> None:
+        if self.lifecycle.failed:  # the engine is dead: nothing to drain, exit now (status 1)
+            self.server.force_exit = self.server.should_exit  # a second signal: at once
+            self.server.should_exit = True
+            return
         if self.lifecycle.draining:
             self.server.should_exit = True
             self.server.force_exit = True
@@ -130,7 +134,7 @@ class DrainingServer:
 
     def run(self) -> int:
         self.server.run()
-        return 1 if self.lifecycle.failed else 0
+        return 1 if server_state(self.app).engine_dead else 0
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -148,5 +152,8 @@ def serve(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL) if hasattr(signal, "SIGPIPE") else None
+    if hasattr(signal, "SIGPIPE"):
+        # Ignored (Python's own default), never SIG_DFL: a write to a socket whose client has
+        # hung up (a stream left mid-search) would otherwise kill the server, silently.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     sys.exit(serve(args))

@@ -91,12 +91,29 @@ class Settings(BaseSettings):
                                          "once; more wait in the queue.")
     max_queued_requests: int = Field(256, ge=0, description="Chat completions that may wait "
                                      "for a slot; beyond it: 429 with Retry-After.")
+    max_concurrent_sequences: int | None = Field(
+        None, ge=1, description="Engine sequences the chat completions served at once may "
+        "weigh together, each n x beam_width (its candidates per stage; its selector's "
+        "one-token calls are as many at most); more wait in the queue. Unset: requests only "
+        "(docs/deployment.md has the arithmetic).")
+    max_queued_sequences: int | None = Field(
+        None, ge=0, description="Engine sequences the chat completions waiting for a slot may "
+        "weigh together; beyond it: 429 with Retry-After. Unset: requests only.")
     request_timeout: float = Field(600.0, gt=0, description="Longest a chat completion may "
                                    "take, search included.")
     stream_keepalive: float = Field(15.0, gt=0, description="Seconds between SSE keep-alive "
                                     "comments while a streamed search has nothing new.")
     drain_timeout: float = Field(30.0, ge=0, description="Seconds in-flight requests may take "
                                  "to finish after SIGTERM.")
+    engine_dead_grace: float = Field(5.0, ge=0, description="After the engine dies: seconds "
+                                     "the server keeps answering 503 (/health, /ready, new "
+                                     "requests; requests in flight have failed at once) "
+                                     "before it exits with status 1 to be restarted.")
+    warmup: bool = Field(True, description="Before /ready turns 200, run a few searches "
+                         "down every engine path a request can take (image, n > 1 sampling, "
+                         "the one-token judge and verify calls, logprobs, structured output), "
+                         "so the first request costs what later ones do; --no-warmup: ready "
+                         "as soon as the model is loaded.")
 
     # --- staged answers and search ----------------------------------------------------
     stage_mode: Literal["native", "prompted"] = Field("native", description="native: the model "
@@ -117,6 +134,12 @@ class Settings(BaseSettings):
     single_call: bool = Field(True, description="Generate a width-1 answer (greedy, each "
                               "best-of-N chain) in one engine call, cut into stages as it "
                               "decodes; --no-single-call: one call per stage.")
+    repetition_stop: bool = Field(True, description="Close a stage early when it loops: the "
+                                  "same 1-32 words at least 3 times in a row over 12 words or "
+                                  "more, or the same 1-4 characters 16 times; its text keeps "
+                                  "the first copy, the engine stops decoding it, and its "
+                                  "trace says `repetition`; --no-repetition-stop: a looping "
+                                  "stage runs to its cap.")
     effort_low: int = Field(1, ge=1, le=16, description="beam_width for reasoning_effort=low.")
     effort_medium: int = Field(2, ge=1, le=16, description="beam_width for "
                                "reasoning_effort=medium.")

@@ -29,16 +29,17 @@ from server.search.interface import (
     Generation,
     InvalidRequest,
     PartialSink,
+    PartialSinks,
     Prompt,
     PromptTooLong,
     Sampling,
     TokenLogprob,
+    sinks_of,
 )
 from server.search.params import derive_seed
 from server.tracing import trace_headers
 
 log = logging.getLogger(__name__)
-JUDGE_LOGPROBS = 20
 ENCODE_CACHE_SIZE = 256
 
 
@@ -167,18 +168,21 @@ class VllmEngine:
     # ----------------------------------------------------------------------- generation
 
     async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
-                       on_partial: PartialSink | None = None) -> GenerateResult:
-        """n completions of one prompt; with `on_partial` (one completion only), the generation
-        so far is passed to it as it is decoded, and it may end the call there."""
-        if on_partial is not None and sampling.n == 1:
-            return await self._generate_once(prompt, images, sampling, on_partial)
-        if sampling.seed is not None and sampling.n > 1:
-            # A per-request seed with n > 1 crashes the CPU engine core; n seeded requests with
-            # the same prefix cost the same (the prefix cache serves them) and are reproducible.
+                       on_partial: PartialSinks | None = None) -> GenerateResult:
+        """n completions of one prompt; with `on_partial` (see PartialSinks), each completion
+        so far is passed to its sink as it is decoded, and the sink may end it there."""
+        sinks = sinks_of(on_partial, sampling.n)
+        if sampling.n == 1:
+            return await self._generate_once(prompt, images, sampling, sinks[0])
+        if sampling.seed is not None or any(sinks):
+            # A per-request seed with n > 1 crashes the CPU engine core, and a request's
+            # completions end together; n requests with the same prefix cost the same (vLLM
+            # runs n > 1 as n requests too; the prefix cache serves them), seeded ones are
+            # reproducible.
             parts = await asyncio.gather(*(
                 self._generate_once(prompt, images, sampling.with_(
-                    n=1, seed=derive_seed(sampling.seed, "sample", i)))
-                for i in range(sampling.n)))
+                    n=1, seed=derive_seed(sampling.seed, "sample", i)), sink)
+                for i, sink in enumerate(sinks)))
             return GenerateResult([g for p in parts for g in p.generations],
                                   sum(p.prompt_tokens for p in parts),
                                   sum(p.cached_tokens for p in parts))
@@ -219,11 +223,9 @@ class VllmEngine:
 
     def _generation(self, output: Any, sampling: Sampling, sampled: _SampledLogprobs,
                     running: bool = False) -> Generation:
-        """One completion (so far, when `running`)."""
-        if running:
-            finish = ""
-        elif output.finish_reason is None:
-            finish = "abort"  # the caller ended the call early
+        """One completion (so far, when `running`: its finish reason only once it is done)."""
+        if output.finish_reason is None:
+            finish = "" if running else "abort"  # "abort": the caller ended the call early
         else:
             finish = "length" if output.finish_reason == "length" else "stop"
         return Generation(
@@ -249,8 +251,10 @@ class VllmEngine:
         from vllm.sampling_params import RequestOutputKind
 
         ids = self._option_ids(options)
+        # logprob_token_ids: every option's logprob comes back, whatever its rank among the
+        # vocabulary (a top-k list would miss a first token such as "Y" of "Yes")
         params = SamplingParams(max_tokens=1, temperature=0.0, allowed_token_ids=ids,
-                                logprobs=JUDGE_LOGPROBS, output_kind=RequestOutputKind.FINAL_ONLY)
+                                logprob_token_ids=ids, output_kind=RequestOutputKind.FINAL_ONLY)
         final = await self._run(prompt, images, params)
         output = final.outputs[0]
         picked = ids.index(output.token_ids[0])
@@ -342,7 +346,9 @@ class VllmEngine:
             if _prompt_too_long(exc):
                 raise PromptTooLong(str(exc)) from exc
             if self.dead:
-                raise EngineDead(str(exc)) from exc
+                # not chained: vLLM has logged the cause, and raises one exception object in
+                # every request in flight, its traceback growing with each
+                raise EngineDead(str(exc)) from None
             if _client_error(exc):  # refused on arrival: the request's parameters
                 raise InvalidRequest(str(exc)) from exc
             raise

@@ -31,6 +31,13 @@ class Metrics:
                              "Chat completions admitted but waiting for a slot.", registry=r)
         self.running = Gauge("cot_server_requests_running",
                              "Chat completions holding a slot (searching now).", registry=r)
+        self.sequences_waiting = Gauge(
+            "cot_server_sequences_waiting", "Engine sequences of the chat completions waiting "
+            "for a slot (n x beam_width each).", registry=r)
+        self.sequences_running = Gauge(
+            "cot_server_sequences_running", "Engine sequences of the chat completions holding "
+            "a slot (n x beam_width each: what they keep in the engine at their busiest).",
+            registry=r)
         self.tokens = Counter("cot_server_tokens", "Tokens by kind: prompt, cached (prompt "
                               "tokens served from the prefix cache), candidate, judge, answer.",
                               ["kind"], registry=r)
@@ -61,8 +68,15 @@ class Metrics:
             "name, `only` (one usable candidate) or `agree` (all candidates the same).",
             ["stage", "selected_by"], registry=r)
         self.readiness = Gauge("cot_server_readiness", "1 for the server's readiness state "
-                               "(loading, ready, draining, engine_dead), 0 for the others.",
-                               ["state"], registry=r)
+                               "(loading, warming, ready, draining, engine_dead), 0 for the "
+                               "others.", ["state"], registry=r)
+        self.warmup_seconds = Gauge(
+            "cot_server_warmup_seconds", "How long the warm-up before ready took (0 until it "
+            "is done, and with --no-warmup).", registry=r)
+        self.warmup_requests = Counter(
+            "cot_server_warmup_requests", "Warm-up searches before ready, by path (one_call, "
+            "logprobs, judge, verify, structured) and outcome (ok, failed); their engine work "
+            "is in the search metrics too.", ["path", "outcome"], registry=r)
 
     # SearchObserver
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:

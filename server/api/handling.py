@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from server.api.admission import Admission
+from server.api.admission import Admission, request_sequences
 from server.api.errors import APIError, ErrorResponse, api_error_body, as_api_error, renamed
 from server.api.protocol import ChatCompletion, ChatCompletionRequest
 from server.api.request_record import CLIENT_GONE, RequestRecord, request_record
@@ -83,6 +83,9 @@ async def prepare(state: ServerState, body: ChatCompletionRequest,
     server's limits) and decode its images."""
     settings = state.settings
     service = state.chat
+    if state.engine_dead:  # until the process exits (--engine-dead-grace)
+        raise APIError(503, "the engine has died; this server is exiting to be restarted",
+                       code="engine_dead", headers={"Retry-After": "5"})
     if service is None or not state.lifecycle.ready:
         raise APIError(503, "the server is not ready to take requests", code="not_ready",
                        headers={"Retry-After": "5"})
@@ -156,7 +159,8 @@ async def respond(request: Request, state: ServerState, run: Prepared,
     the API error it maps to. Its latency is observed from the request's arrival."""
     record = request_record(request)
     try:
-        async with state.admission.slot(), asyncio.timeout(run.timeout):
+        async with (state.admission.slot(request_sequences(body.n, run.params.beam_width)),
+                    asyncio.timeout(run.timeout)):
             result = await _cancel_on_disconnect(request, run.complete(body))
     except asyncio.CancelledError:
         log.info("request_id=%s client disconnected; its search was aborted",
@@ -176,18 +180,19 @@ def chat_stream(request: Request, state: ServerState, run: Prepared,
                 body: ChatCompletionRequest) -> AsyncGenerator[str, None]:
     """The chat completion stream of the search, in an admission slot held to its last
     chunk; refused here, with a real 429 status, while one can still be sent."""
-    state.admission.check()
+    weight = request_sequences(body.n, run.params.beam_width)
+    state.admission.check(weight)
     deadline = asyncio.get_running_loop().time() + run.timeout
     record = request_record(request)
     return _observed(record, state.metrics, _admitted_stream(
-        state.admission, run.stream(body, deadline, lambda error: record.fail(error.status)),
-        record))
+        state.admission, weight,
+        run.stream(body, deadline, lambda error: record.fail(error.status)), record))
 
 
-async def _admitted_stream(admission: Admission, chunks: AsyncIterator[str],
+async def _admitted_stream(admission: Admission, weight: int, chunks: AsyncIterator[str],
                            record: RequestRecord) -> AsyncGenerator[str, None]:
     try:
-        async with admission.slot():
+        async with admission.slot(weight):
             async for chunk in chunks:
                 yield chunk
     except APIError as exc:  # the queue filled between the check and the start

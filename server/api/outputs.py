@@ -27,7 +27,7 @@ def stage_out(result: StageResult) -> StageOut:
         selected_by=result.selection.method,
         candidates=[StageCandidateOut(text=c.text, tokens=c.token_count,
                                       mean_logprob=finite(c.mean_logprob), closed=c.closed,
-                                      score=score)
+                                      score=score, cleaned=list(c.cleaned))
                     for c, score in zip(result.candidates, scores, strict=True)],
         comparisons=[ComparisonOut(**c.__dict__) for c in result.comparisons],
         fallback=result.fallback)

@@ -26,6 +26,7 @@ from server.config import Settings
 from server.search.interface import Constraint, Sampling
 from server.search.params import SearchParams, SearchShape, Selector, derive_seed
 from server.search.prompts import Conversation
+from server.search.repetition import RepetitionRule
 from server.search.schema import get_schema
 
 LEGACY_BEST_OF_N = "best_of_n"  # selector value of earlier versions: search=best_of_n, judge
@@ -450,7 +451,8 @@ class ChatCompletionRequest(_Lenient):
             constraint=self.answer_constraint(),
             answer_logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             judge_both_orders=settings.judge_both_orders,
-            prompted=settings.stage_mode == "prompted", single_call=settings.single_call)
+            prompted=settings.stage_mode == "prompted", single_call=settings.single_call,
+            repetition=RepetitionRule() if settings.repetition_stop else None)
 
 
 # --------------------------------------------------------------------------- responses
@@ -463,6 +465,12 @@ class StageCandidateOut(BaseModel):
     closed: bool
     score: float | None = Field(None, description="the verifier's probability that this "
                                 "candidate is correct, where the selector asked it")
+    cleaned: list[str] = Field(default_factory=list, description="what stage text hygiene "
+                               "did to the text the model wrote: `stripped <X>` (at its "
+                               "start: its own opening tag again, or a closing tag), `cut at "
+                               "<Y>` (cut before a tag that does not belong in it), "
+                               "`repetition` (a loop: the stage was closed early, after the "
+                               "first copy)")
 
 
 class ComparisonOut(BaseModel):

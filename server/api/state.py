@@ -4,6 +4,7 @@ nothing per request lives here."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -18,6 +19,7 @@ from server.tracing import Tracing
 
 class Readiness(StrEnum):
     LOADING = "loading"  # the engine is starting; /ready is 503
+    WARMING = "warming"  # the engine is loaded, the warm-up searches run; /ready is 503
     READY = "ready"  # taking requests
     DRAINING = "draining"  # SIGTERM: in-flight requests finish, new ones get 503
     FAILED = "engine_dead"  # the engine failed to start or died; the process exits
@@ -26,7 +28,8 @@ class Readiness(StrEnum):
 @dataclass
 class Lifecycle:
     """Readiness and the chat completions in flight (streaming ones included), which the drain
-    on shutdown waits for. Transitions: LOADING -> READY -> DRAINING, or -> FAILED from any."""
+    on shutdown waits for. Transitions: LOADING [-> WARMING] -> READY -> DRAINING, or -> FAILED
+    from any; a drain during loading or warm-up stays a drain."""
 
     readiness: Readiness = Readiness.LOADING
     active: int = 0
@@ -44,17 +47,27 @@ class Lifecycle:
     def draining(self) -> bool:
         return self.readiness is Readiness.DRAINING
 
-    def serve(self) -> None:
+    def warm(self) -> None:
         if self.readiness is Readiness.LOADING:
+            self.readiness = Readiness.WARMING
+
+    def serve(self) -> None:
+        if self.readiness in (Readiness.LOADING, Readiness.WARMING):
             self.readiness = Readiness.READY
 
     def drain(self) -> None:
         if self.readiness is not Readiness.FAILED:
             self.readiness = Readiness.DRAINING
 
-    def fail(self) -> None:
+    def fail(self, exit_after: float = 0.0) -> None:
+        """FAILED: /health, /ready and new requests answer 503, and the process is asked to
+        exit (status 1): at once, or `exit_after` seconds later (a timer on the running event
+        loop), so that probes and load balancers see the 503s before the port closes."""
         self.readiness = Readiness.FAILED
-        self.request_exit()
+        if exit_after > 0:
+            asyncio.get_running_loop().call_later(exit_after, self.request_exit)
+        else:
+            self.request_exit()
 
 
 @dataclass
@@ -67,6 +80,13 @@ class ServerState:
     engine: Any = None  # the engine adapter, once loaded
     chat: ChatService | None = None  # the chat service, once the engine is loaded
     ignored_fields: set[str] = field(default_factory=set)  # request fields already logged
+
+    @property
+    def engine_dead(self) -> bool:
+        """The engine failed to start or died: from the moment the engine says so (when the
+        requests in flight fail), not only once the lifespan's watcher has failed the
+        lifecycle."""
+        return self.lifecycle.failed or bool(getattr(self.engine, "dead", False))
 
 
 def server_state(app: Any) -> ServerState:

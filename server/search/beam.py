@@ -26,11 +26,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from server import tracing
 from server.search.interface import (
     ChoiceResult,
     GenerateResult,
     Generation,
     PartialSink,
+    PartialSinks,
     Prompt,
     PromptTooLong,
     Sampling,
@@ -38,11 +40,12 @@ from server.search.interface import (
 )
 from server.search.params import SearchParams, SearchShape
 from server.search.prompts import Conversation, PromptBuilder, RenderChat
+from server.search.repetition import LoopWatch
 from server.search.schema import (
     FULL_ANSWER_CRITERION,
     Stage,
     StageTextStream,
-    clean_stage_text,
+    clean_stage,
 )
 from server.search.selection import Pool, Selecting
 from server.search.selectors import best_by_logprob
@@ -50,6 +53,9 @@ from server.search.single_call import OneCall
 from server.search.trace import Candidate, Selection, StageResult, Trace, Usage
 
 NO_ANSWER = Candidate("", 0, float("-inf"), False)
+# span attribute names (besides server.tracing's gen_ai ones)
+CALL_KIND, CANDIDATES, SELECTOR = "cot.call.kind", "cot.candidates", "cot.selector"
+PROMPT_TOKENS, COMPLETION_TOKENS = tracing.PROMPT_TOKENS, tracing.COMPLETION_TOKENS
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,7 @@ class SearchRun:
                 queue.put_nowait(StageChosen(result, replace(self.trace.usage)))
 
         task = asyncio.create_task(drive())
+        getter: asyncio.Future[StageText | StageChosen] | None = None
         try:
             while True:
                 getter = asyncio.ensure_future(queue.get())
@@ -202,6 +209,8 @@ class SearchRun:
             yield self.trace
         finally:
             task.cancel()
+            if getter is not None:  # a consumer that left while waiting: no task left pending
+                getter.cancel()
 
     def append(self, result: StageResult) -> None:
         self.trace.stages.append(result)
@@ -229,46 +238,73 @@ class SearchRun:
         """`width` candidates of `stage`; if none is usable, one greedy candidate instead."""
         sampling = self.params.stage_sampling(stage, width, cap,
                                               self.params.seed(*self.path, "stage", index))
-        candidates = await self.generate(prompt, stage, sampling, self.text_sink(stage, sampling))
+        candidates = await self.generate(prompt, stage, sampling)
         if any(c.usable for c in candidates) or sampling.temperature == 0.0:
             return candidates, False
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
-        return await self.generate(prompt, stage, greedy, self.text_sink(stage, greedy)), True
+        return await self.generate(prompt, stage, greedy), True
 
-    def text_sink(self, stage: Stage, sampling: Sampling) -> PartialSink | None:
-        """Where a one-candidate stage's text goes while it is decoded, if anywhere (on from
-        what a one-call answer already showed of it)."""
-        show = self.show_text
-        if show is None or sampling.n != 1:
+    def sinks(self, stage: Stage, sampling: Sampling) -> PartialSinks | None:
+        """What reads a stage's candidates while they are decoded, if anything: a
+        one-candidate stage's text, shown where the search streams it (on from what a one-call
+        answer already showed of it); under the repetition rule, each candidate, which is
+        ended as soon as it is cut short (a loop, or a tag that does not belong there: nothing
+        after either is kept), but not before the caller's `min_tokens`."""
+        show = self.show_text if sampling.n == 1 else None
+        rule = self.params.repetition_rule(stage)
+        if show is None and rule is None:
             return None
-        text = self.text_streams.pop(stage.tag, None) or StageTextStream(stage,
-                                                                          sampling.stop[1:])
+        stops = sampling.stop[1:]  # stop[0] is the closing tag
+        stream = None if show is None else (self.text_streams.pop(stage.tag, None)
+                                            or StageTextStream(stage, stops, rule))
 
-        def sink(partial: Generation) -> None:
-            piece = text.feed(partial.text)
-            if piece:
-                show(stage.tag, piece)
-        return sink
+        def reader() -> PartialSink:
+            watch = None if rule is None else LoopWatch(rule)
 
-    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling,
-                       on_partial: PartialSink | None = None) -> list[Candidate]:
-        result = await self.call_engine("stage", prompt, sampling, on_partial)
+            def sink(partial: Generation) -> bool:
+                final = bool(partial.finish_reason)
+                if show is not None and stream is not None:
+                    piece = stream.feed(partial.text, final)
+                    if piece:
+                        show(stage.tag, piece)
+                if watch is None:
+                    return False
+                clean = clean_stage(stage, partial.text, stops)
+                cut = clean.cut or watch.feed(clean.text, clean.whole or final) is not None
+                return cut and len(partial.token_ids) >= sampling.min_tokens
+            return sink
+        return reader() if sampling.n == 1 else [reader() for _ in range(sampling.n)]
+
+    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling
+                       ) -> list[Candidate]:
+        result = await self.call_engine("stage", prompt, sampling, self.sinks(stage, sampling))
         generated = sum(g.token_count for g in result.generations)
         self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
+        rule = self.params.repetition_rule(stage)
         candidates = []
         for g in result.generations:
-            # stop[0] is the closing tag; the rest are the caller's stop strings
-            text, closed = clean_stage_text(stage, g.text, sampling.stop[1:])
+            clean = clean_stage(stage, g.text, sampling.stop[1:], rule)
+            candidate = Candidate.of(g, clean, self.engine.split)
             # a constrained answer ends where its grammar does, without the closing tag
-            closed = closed or (sampling.constraint is not None and g.finish_reason == "stop")
-            candidates.append(Candidate(text, g.token_count, g.mean_logprob, closed, g))
+            if sampling.constraint is not None and g.finish_reason == "stop" and not clean.cut:
+                candidate = replace(candidate, closed=True)
+            candidates.append(candidate)
         return candidates
 
     async def call_engine(self, kind: str, prompt: Prompt, sampling: Sampling,
-                          on_partial: PartialSink | None = None) -> GenerateResult:
+                          on_partial: PartialSinks | None = None) -> GenerateResult:
         """One generating engine call on this request's images, counted by kind."""
         self.search.observer.engine_call(kind)
-        return await self.engine.generate(prompt, self.conversation.images, sampling, on_partial)
+        with tracing.span(f"engine {kind}", {CALL_KIND: kind, CANDIDATES: sampling.n,
+                                             "cot.call.max_tokens": sampling.max_tokens}) as span:
+            result = await self.engine.generate(prompt, self.conversation.images, sampling,
+                                                on_partial)
+            if span is not None:
+                span.set_attributes({
+                    PROMPT_TOKENS: result.prompt_tokens,
+                    "cot.call.cached_tokens": result.cached_tokens,
+                    COMPLETION_TOKENS: sum(g.token_count for g in result.generations)})
+        return result
 
     @property
     def engine(self) -> StageEngine:
@@ -279,15 +315,28 @@ class SearchRun:
     async def select(self, pool: Pool) -> Selection:
         """The selector's pick; where its prompts outgrow the context (a pairwise judge shows
         two long candidates at once), the free logprob pick instead of failing the request."""
-        try:
-            return await self.selecting.select(self.params.selector, pool)
-        except PromptTooLong:
-            return Selection(best_by_logprob(pool.candidates), "logprob (context full)")
+        with tracing.span(f"selection {pool.stage.tag}", {
+                "cot.stage": pool.stage.tag, SELECTOR: self.params.selector,
+                CANDIDATES: len(pool.candidates)}) as span:
+            try:
+                selection = await self.selecting.select(self.params.selector, pool)
+            except PromptTooLong:
+                selection = Selection(best_by_logprob(pool.candidates), "logprob (context full)")
+            if span is not None:
+                span.set_attributes({"cot.selection.method": selection.method,
+                                     "cot.selection.chosen_index": selection.winner,
+                                     "cot.selection.comparisons": len(selection.comparisons)})
+            return selection
 
     async def choose(self, prompt: Prompt, options: Sequence[str]) -> ChoiceResult:
         """One constrained one-token call for a selector (Chooser), counted in the usage."""
         self.search.observer.engine_call("selection")
-        verdict = await self.search.engine.choose(prompt, self.conversation.images, options)
+        with tracing.span("engine selection", {CALL_KIND: "selection",
+                                               "cot.call.options": len(options)}) as span:
+            verdict = await self.search.engine.choose(prompt, self.conversation.images, options)
+            if span is not None:
+                span.set_attributes({PROMPT_TOKENS: verdict.prompt_tokens,
+                                     "cot.call.cached_tokens": verdict.cached_tokens})
         self.trace.usage.add_judge(verdict.prompt_tokens, verdict.cached_tokens)
         return verdict
 

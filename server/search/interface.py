@@ -143,15 +143,30 @@ class EngineDead(RuntimeError):
     """The engine stopped working; the process should exit and be restarted."""
 
 
-# Called with a one-completion call's generation so far (text, tokens), each time the engine has
-# more of it; a true result ends the call there (the engine aborts it and returns what it has,
-# finish_reason "abort").
+# Called with a completion so far (text, tokens; finish_reason "" until its last output), each
+# time the engine has more of it; a true result ends that completion there (the engine aborts
+# it and returns what it has, finish_reason "abort").
 PartialSink = Callable[[Generation], bool | None]
+# A call's sinks: one sink for a call of one completion; a sequence of one per completion for
+# any call (the engine then runs each completion of n > 1 as a request of its own, so that
+# each can be ended alone).
+PartialSinks = PartialSink | Sequence[PartialSink]
+
+
+def sinks_of(on_partial: PartialSinks | None, n: int) -> list[PartialSink | None]:
+    """Each completion's sink: a lone sink is for a call of one completion only."""
+    if on_partial is None:
+        return [None] * n
+    if callable(on_partial):
+        return [on_partial if n == 1 else None] + [None] * (n - 1)
+    if len(on_partial) != n:
+        raise ValueError(f"{len(on_partial)} sinks for {n} completions")
+    return list(on_partial)
 
 
 class StageEngine(Protocol):
     async def generate(self, prompt: Prompt, images: Sequence[Any], sampling: Sampling,
-                       on_partial: PartialSink | None = None) -> GenerateResult: ...
+                       on_partial: PartialSinks | None = None) -> GenerateResult: ...
 
     async def choose(self, prompt: Prompt, images: Sequence[Any], options: Sequence[str]
                      ) -> ChoiceResult: ...

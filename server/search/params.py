@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from server.search.interface import Constraint, Sampling
+from server.search.repetition import RepetitionRule
 from server.search.schema import Stage, StageSchema
 
 SEED_LIMIT = 2**63  # seeds stay in vLLM's (and OpenAI's) signed 64-bit range
@@ -61,6 +62,8 @@ class SearchParams:
     judge_both_orders: bool = True
     prompted: bool = False
     single_call: bool = True  # a width-1 answer may be generated in one engine call
+    # a stage caught in a loop is closed after the loop's first copy (None: never)
+    repetition: RepetitionRule | None = field(default_factory=RepetitionRule)
 
     @property
     def answer_apart(self) -> bool:
@@ -109,6 +112,13 @@ class SearchParams:
         if self.constraint is not None:
             sampling = sampling.with_(constraint=self.constraint, min_tokens=0, ignore_eos=False)
         return sampling
+
+    def repetition_rule(self, stage: Stage) -> RepetitionRule | None:
+        """The loop rule of a stage's candidates; none for a structured-output answer, which
+        ends where its grammar does (and may well repeat itself: a JSON list)."""
+        if stage.tag == self.schema.answer_tag and self.constraint is not None:
+            return None
+        return self.repetition
 
     def stage_cap(self, stage: Stage) -> int:
         return self.stage_max_tokens.get(stage.tag, self.default_stage_max_tokens)

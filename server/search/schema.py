@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
+
+from server.search.repetition import LoopWatch, RepetitionRule, find_loop
 
 
 @dataclass(frozen=True)
@@ -109,48 +112,118 @@ def get_schema(name: str) -> StageSchema:
         raise ValueError(f"unknown stage schema {name!r}; known: {', '.join(SCHEMAS)}") from None
 
 
-def clean_stage_text(stage: Stage, raw: str, stops: Sequence[str] = ()) -> tuple[str, bool]:
-    """Cut a generated stage at its closing tag (or a caller's stop string) and drop a
-    repeated opening tag.
+@cache
+def all_tags() -> frozenset[str]:
+    """Every stage tag of every known schema, open and closing."""
+    return frozenset(t for schema in SCHEMAS.values() for s in schema.stages
+                     for t in (s.open_tag, s.close_tag))
 
-    Returns the stage's text (stripped) and whether the model closed the stage itself.
-    """
-    text = raw
-    closed = stage.close_tag in text
-    if closed:
-        text = text.split(stage.close_tag, 1)[0]
+
+@cache
+def foreign_tags(stage: Stage) -> tuple[str, ...]:
+    """The tags that must not appear inside `stage`'s text: every stage tag of every known
+    schema (the other stages', another schema's such as <think>), its own opening tag
+    included (past its very start), but not its own closing tag, which ends it."""
+    return tuple(sorted((all_tags() | {stage.open_tag}) - {stage.close_tag}))
+
+
+@cache
+def leading_tags(stage: Stage) -> tuple[str, ...]:
+    """The tags dropped at the start of `stage`'s text: its own opening tag again, and a
+    closing tag (the model closing what came before once more), after which the stage may
+    still follow."""
+    return (stage.open_tag, *(t for t in foreign_tags(stage) if t.startswith("</")))
+
+
+# what stage text hygiene did to a candidate (the trace's `cleaned`)
+REPETITION = "repetition"
+
+
+@dataclass(frozen=True)
+class CleanStage:
+    """What `clean_stage` made of a generated stage: its text is raw[start:end]."""
+
+    text: str
+    start: int
+    end: int
+    closed: bool  # the text ends at the stage's own closing tag, written by the model
+    cut: bool = False  # cut short by hygiene: at a tag that does not belong, or at a loop
+    ended: bool = False  # the raw text holds where the stage ends (closing tag, stop, tag)
+    whole: bool = False  # something follows the text in the raw text: its last word is whole
+    cleaned: tuple[str, ...] = ()  # what was dropped: "stripped <X>", "cut at <Y>", "repetition"
+
+
+def clean_stage(stage: Stage, raw: str, stops: Sequence[str] = (),
+                repetition: RepetitionRule | None = None) -> CleanStage:
+    """A generated stage's text: cut at its closing tag or a caller's stop string, without
+    its opening tag repeated, or a closing tag, at its start, cut before any other stage tag
+    (another stage, or another schema, begun inside it: what follows is not this stage) and,
+    under a `repetition` rule, after the first copy of a loop; stripped of surrounding
+    space."""
+    end, closed, ended = len(raw), False, False
+    close = raw.find(stage.close_tag)
+    if close >= 0:
+        end, closed, ended = close, True, True
     for stop in stops:
-        text = text.split(stop, 1)[0]
-    text = text.strip()
-    if text.startswith(stage.open_tag):
-        text = text[len(stage.open_tag):].strip()
-    return text, closed
+        found = raw.find(stop, 0, end) if stop else -1
+        if found >= 0:
+            end, ended = found, True
+    start, cleaned = _skip_space(raw, 0, end), []
+    while lead := next((t for t in leading_tags(stage) if raw.startswith(t, start, end)), None):
+        start = _skip_space(raw, start + len(lead), end)
+        cleaned.append(f"stripped {lead}")
+    tags = [(at, tag) for tag in foreign_tags(stage) if (at := raw.find(tag, start, end)) >= 0]
+    if tags:
+        end, tag = min(tags)
+        closed, ended = False, True
+        cleaned.append(f"cut at {tag}")
+    while end > start and raw[end - 1].isspace():
+        end -= 1
+    loop = None if repetition is None else find_loop(raw[start:end], repetition)
+    if loop is not None:
+        end, closed = start + loop.end, False
+        cleaned.append(REPETITION)
+    return CleanStage(raw[start:end], start, end, closed, cut=bool(tags) or loop is not None,
+                      ended=ended, whole=end < len(raw), cleaned=tuple(cleaned))
+
+
+def clean_stage_text(stage: Stage, raw: str, stops: Sequence[str] = ()) -> tuple[str, bool]:
+    """`clean_stage`'s text, and whether the model closed the stage itself (without a loop
+    rule)."""
+    clean = clean_stage(stage, raw, stops)
+    return clean.text, clean.closed
 
 
 class StageTextStream:
     """A stage's text while it is being generated, released only where it is final: each
     `feed` takes everything generated so far and returns what may be shown now, so that what
-    is shown is always a prefix of what `clean_stage_text` makes of the whole generation.
-    Held back: leading space, a repeated opening tag, a trailing part that could still become
-    the closing tag or a stop string, trailing space."""
+    is shown is always a prefix of what `clean_stage` makes of the whole generation (with the
+    same stops and repetition rule). Held back: leading space, a repeated opening tag, a
+    trailing part that could still become a tag or a stop string, trailing space and, under a
+    repetition rule, the phrases repeated at the end (a loop keeps only its first copy) and a
+    last word still being decoded."""
 
-    def __init__(self, stage: Stage, stops: Sequence[str] = ()) -> None:
+    def __init__(self, stage: Stage, stops: Sequence[str] = (),
+                 repetition: RepetitionRule | None = None) -> None:
         self.stage = stage
         self.stops = tuple(s for s in stops if s)
+        self.watch = None if repetition is None else LoopWatch(repetition)
         self.shown = ""
 
-    def feed(self, raw: str) -> str:
-        text = raw
-        for end in (self.stage.close_tag, *self.stops):
-            text = text.split(end, 1)[0]
-        text = text.lstrip()
+    def feed(self, raw: str, final: bool = False) -> str:
+        """What more may be shown of `raw` (`final`: the generation is over)."""
         opening = self.stage.open_tag
-        if opening.startswith(text):
+        if opening.startswith(raw.lstrip()):
             return ""  # nothing yet, or the start of a repeated opening tag
-        if text.startswith(opening):
-            text = text[len(opening):].lstrip()
-        for end in (self.stage.close_tag, *self.stops):
-            text = text[:len(text) - _partial_suffix(text, end)]
+        clean = clean_stage(self.stage, raw, self.stops)
+        text = clean.text
+        if not (clean.ended or final):
+            text = text[:len(text) - _partial_tag(text, self.stage)]
+            for stop in self.stops:
+                text = text[:len(text) - _partial_suffix(text, stop)]
+        if self.watch is not None:
+            self.watch.feed(clean.text, clean.whole, clean.ended or final)
+            text = text[:self.watch.settled]
         return self._show(text.rstrip())
 
     def finish(self, final: str) -> str:
@@ -162,6 +235,21 @@ class StageTextStream:
             return ""
         new, self.shown = text[len(self.shown):], text
         return new
+
+
+def _skip_space(text: str, start: int, end: int) -> int:
+    while start < end and text[start].isspace():
+        start += 1
+    return start
+
+
+def _partial_tag(text: str, stage: Stage) -> int:
+    """Length of the suffix of `text` that could still become a tag that ends `stage` (its
+    closing tag, or a foreign one): from its last `<`, a proper prefix of such a tag."""
+    at = text.rfind("<")
+    rest = text[at:] if at >= 0 else ""
+    tags = (stage.close_tag, *foreign_tags(stage))
+    return len(rest) if rest and any(t.startswith(rest) and t != rest for t in tags) else 0
 
 
 def _partial_suffix(text: str, end: str) -> int:

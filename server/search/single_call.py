@@ -38,7 +38,8 @@ from server.search.interface import (
 )
 from server.search.params import SearchParams
 from server.search.prompts import PromptBuilder
-from server.search.schema import Stage, StageTextStream, clean_stage_text
+from server.search.repetition import LoopWatch
+from server.search.schema import Stage, StageTextStream, clean_stage
 from server.search.trace import Candidate, StageResult, Trace
 
 
@@ -92,8 +93,6 @@ class OneCall:
         self.engine = run.engine
         self.stages = stages
         self.glue = run.params.schema.separator  # between a closing tag and the next open tag
-        self.foreign = {s.tag: tuple(t for o in run.params.schema.stages if o is not s
-                                     for t in (o.open_tag, o.close_tag)) for s in stages}
         # what the call hands on, in order; None: the call is over
         self.queue: asyncio.Queue[_Text | _Settled | None] = asyncio.Queue()
         self.bounds: list[int] = []  # text offsets: after each settled stage and the next tag
@@ -101,6 +100,7 @@ class OneCall:
         self.start = 0  # where its text begins
         self.first_token = 0  # its first token
         self.closed_at: int | None = None  # where its closing tag ends, once decoded
+        self.watch = self.loop_watch(stages[0])  # a loop in it, under the repetition rule
         self.settled: list[Generation] = []
         self.spent = 0  # tokens of the settled stages (the answer budget's share so far)
         self.stopped = False  # the call was ended here: nothing more is taken from it
@@ -130,8 +130,8 @@ class OneCall:
         run = self.run
         stage = run.params.schema.stages[len(run.trace.stages)]
         run.trace.usage.add_generation(0, 0, part.token_count)
-        text, closed = clean_stage_text(stage, part.text)
-        candidate = Candidate(text, part.token_count, part.mean_logprob, closed, part)
+        clean = clean_stage(stage, part.text, (), run.params.repetition_rule(stage))
+        candidate = Candidate.of(part, clean, self.engine.split)
         prompt = run.prompts.stage(run.base, run.chosen, stage)
         return await run.settle(prompt, stage, [candidate], False, cap, started)
 
@@ -168,6 +168,10 @@ class OneCall:
     def cap(self, stage: Stage) -> int:
         return self.run.cap(stage, self.spent)
 
+    def loop_watch(self, stage: Stage) -> LoopWatch | None:
+        rule = self.run.params.repetition_rule(stage)
+        return None if rule is None else LoopWatch(rule)
+
     # ------------------------------------------------------------------ reading the call
 
     def read(self, partial: Generation) -> bool:
@@ -184,15 +188,29 @@ class OneCall:
         when it is settled."""
         stage = self.stages[self.current]
         raw = partial.text[self.start:]
-        close = raw.find(stage.close_tag)
-        if any(tag in (raw if close < 0 else raw[:close]) for tag in self.foreign[stage.tag]):
+        clean = clean_stage(stage, raw)
+        if clean.cut:  # another stage's tag (or another schema's) inside this one
             return self.stop()
-        if close >= 0:
+        if clean.closed:
+            close = raw.find(stage.close_tag)
             return self.close(partial, stage, self.start + close + len(stage.close_tag))
         if len(partial.token_ids) - self.first_token > self.cap(stage):
             return self.stop()
-        self.show(stage, raw)
+        final = bool(partial.finish_reason)
+        if (self.watch is not None
+                and self.watch.feed(clean.text, clean.whole or final) is not None):
+            return self.cut_short(partial, stage)
+        self.show(stage, raw, final)
         return False
+
+    def cut_short(self, partial: Generation, stage: Stage) -> bool:
+        """The stage being decoded is caught in a loop: it is settled as far as it went (its
+        candidate keeps the loop's first copy), and the call ends; the stages after it go on
+        stage by stage."""
+        parts = self.engine.split(partial, self.bounds)
+        if parts is not None:
+            self.settle_part(parts[-1], stage)
+        return self.stop()
 
     def close(self, partial: Generation, stage: Stage, end: int) -> bool:
         """The stage's closing tag ends at `end`: settle it from its own tokens."""
@@ -200,12 +218,15 @@ class OneCall:
         if parts is None:
             return self.stop()
         part, own = parts[-2], end - self.start
-        text, _ = clean_stage_text(stage, part.text[:own])
-        if not text or len(part.token_ids) > self.cap(stage):
+        clean = clean_stage(stage, part.text[:own], (), self.run.params.repetition_rule(stage))
+        if not clean.text or len(part.token_ids) > self.cap(stage):
             return self.stop()
+        self.show(stage, part.text[:own], True)  # the rest of its text, now final
         # a last token that runs past the tag is kept, as a stop string keeps it
         self.settle_part(replace(part, text=part.text[:own]), stage)
         self.closed_at = end
+        if clean.cut:
+            return self.stop()  # a loop, cut short: what follows would not follow its text
         if len(part.text) > own and len(self.settled) < len(self.stages):
             return self.stop()  # the next stage would not begin as the server renders it
         return True
@@ -228,6 +249,7 @@ class OneCall:
         self.bounds += [self.closed_at, start]
         self.first_token = sum(len(p.token_ids) for p in parts[:-1])
         self.current, self.start, self.closed_at = self.current + 1, start, None
+        self.watch = self.loop_watch(self.stages[self.current])
         return True
 
     def ended(self, final: Generation) -> None:
@@ -241,7 +263,7 @@ class OneCall:
         if final.finish_reason == "stop" or (final.finish_reason == "length"
                                              and tokens == self.cap(stage)):
             parts = self.engine.split(final, self.bounds)
-            if parts is not None and clean_stage_text(stage, parts[-1].text)[0]:
+            if parts is not None and clean_stage(stage, parts[-1].text).text:
                 self.settle_part(parts[-1], stage)
 
     # ------------------------------------------------------------------ what is handed on
@@ -252,12 +274,15 @@ class OneCall:
         self.spent += part.token_count
         self.run.text_streams.pop(stage.tag, None)
 
-    def show(self, stage: Stage, raw: str) -> None:
+    def show(self, stage: Stage, raw: str, final: bool = False) -> None:
         """More of the stage being decoded, where the search streams text."""
         if self.run.show_text is None:
             return
-        stream = self.run.text_streams.setdefault(stage.tag, StageTextStream(stage))
-        piece = stream.feed(raw)
+        stream = self.run.text_streams.get(stage.tag)
+        if stream is None:
+            stream = self.run.text_streams[stage.tag] = StageTextStream(
+                stage, (), self.run.params.repetition_rule(stage))
+        piece = stream.feed(raw, final)
         if piece:
             self.queue.put_nowait(_Text(stage.tag, piece))
 

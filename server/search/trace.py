@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 from server.search.interface import Generation, PromptPart, TokenLogprob
-from server.search.schema import Stage, StageSchema
+from server.search.schema import CleanStage, Stage, StageSchema
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,33 @@ class Candidate:
     mean_logprob: float
     closed: bool  # the model wrote the closing tag itself
     generation: Generation | None = field(default=None, repr=False, compare=False)
+    cleaned: tuple[str, ...] = ()  # what stage text hygiene did (CleanStage.cleaned)
+
+    @classmethod
+    def of(cls, generation: Generation, clean: CleanStage,
+           split: Callable[[Generation, Sequence[int]], list[Generation] | None]
+           ) -> Candidate:
+        """The candidate a generated stage makes, cleaned (`clean_stage`). Where hygiene cut
+        its text short, its generation is cut there too (with the engine's `split`), so that
+        what follows it in a prompt is the text returned, in the model's own tokens (where a
+        token runs past the cut, the text instead), and the stage is closed by the server; its
+        token count stays what was generated for it (as for a stage cut at its closing tag:
+        every token the engine made is counted, in the usage and in the trace)."""
+        if not clean.cut:
+            return cls(clean.text, generation.token_count, generation.mean_logprob,
+                       clean.closed, generation, clean.cleaned)
+        parts = split(generation, [clean.end])
+        if parts is None:
+            return cls(clean.text, generation.token_count, generation.mean_logprob, False,
+                       None, clean.cleaned)
+        kept = parts[0]
+        own = generation.token_logprobs
+        mean = kept.mean_logprob if kept.cumulative_logprob is not None else (
+            generation.mean_logprob)
+        exact = kept.text == generation.text[:clean.end]
+        kept = replace(kept, token_logprobs=None if own is None else own[:len(kept.token_ids)])
+        return cls(clean.text, generation.token_count, mean, False, kept if exact else None,
+                   clean.cleaned)
 
     @property
     def usable(self) -> bool:

@@ -20,9 +20,11 @@ REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "cot-server"
 RELEASE, NAMESPACE = "demo", "serving"
 
-# Every optional object switched on, so that each template is rendered and validated.
+# Every optional object switched on, so that each template is rendered and validated (the
+# autoscalers on every metric they offer).
+EVERY_METRIC = ["engineWaiting", "kvCacheUsage", "httpWaiting"]
 ALL_FEATURES: dict[str, Any] = {
-    "autoscaling": {"enabled": True},
+    "autoscaling": {"enabled": True, "scaleOn": EVERY_METRIC},
     "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
     "networkPolicy": {"enabled": True, "from": [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "ingress-nginx"}}}]},
@@ -32,7 +34,8 @@ ALL_FEATURES: dict[str, Any] = {
     "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}},
     "grafanaDashboard": {"enabled": True, "folder": "Inference"},
 }
-WITH_KEDA = {**ALL_FEATURES, "autoscaling": {"enabled": False}, "keda": {"enabled": True}}
+WITH_KEDA = {**ALL_FEATURES, "autoscaling": {"enabled": False},
+             "keda": {"enabled": True, "scaleOn": EVERY_METRIC}}
 
 # name -> (values files in the chart folder, inline values on top)
 VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {

@@ -12,16 +12,13 @@ from typing import Any
 import helm_python as helm
 import pytest
 import yaml
-from prometheus_client import generate_latest
 
 from server.api.health import router as health_router
 from server.cli import build_parser, settings_from
 from server.config import DEFAULT_TINY_MODEL, Settings
 from server.engine import engine_args
-from server.metrics import Metrics
 from tests.deploy.deploytools import (
     CHART,
-    RELEASE,
     REPO,
     dockerfile_stages,
     find,
@@ -316,21 +313,6 @@ def test_selectors_match_the_pods(rendered: dict, variant: str) -> None:
     assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
     assert endpoint["path"] == "/metrics" and "/metrics" in SERVER_ROUTES
     assert "replicas" not in deployment["spec"], "an autoscaler owns the replica count"
-
-
-def test_autoscalers_scale_the_deployment_on_queue_depth(rendered: dict) -> None:
-    exported = generate_latest(Metrics().registry).decode()
-    hpa = one(rendered["gpu-all"], "HorizontalPodAutoscaler")
-    assert hpa["apiVersion"] == "autoscaling/v2"
-    assert hpa["spec"]["scaleTargetRef"]["name"] == one(rendered["gpu-all"],
-                                                        "Deployment")["metadata"]["name"]
-    metric = hpa["spec"]["metrics"][0]
-    assert metric["type"] == "Pods"
-    assert f"\n{metric['pods']['metric']['name']} " in exported, "the server exports no such metric"
-    scaled = one(rendered["cpu-keda"], "ScaledObject")
-    assert scaled["spec"]["scaleTargetRef"]["name"] == f"{RELEASE}-cot-server"
-    query = scaled["spec"]["triggers"][0]["metadata"]["query"]
-    assert "cot_server_requests_waiting" in query and "cot_server_requests_waiting " in exported
 
 
 def test_hpa_and_keda_together_are_refused() -> None:

@@ -1,9 +1,10 @@
 """Plain HTTP (httpx) against a real server process on the real vLLM CPU engine."""
 
 import itertools
-import json
 
 import httpx
+
+from tests.e2e.sse import stream_chunks
 
 STAGES = ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
 
@@ -65,14 +66,7 @@ def test_request_id_is_honoured_and_generated(server, chat_body):
 def test_streaming_sends_reasoning_then_content_then_usage_then_done(server, chat_body):
     body = {**chat_body, "stream": True, "return_trace": True,
             "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{server.base_url}/v1/chat/completions", json=body,
-                      timeout=120) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        lines = [line for line in response.iter_lines() if line]
-    assert all(line.startswith("data: ") for line in lines)
-    assert lines[-1] == "data: [DONE]"
-    chunks = [json.loads(line[6:]) for line in lines[:-1]]
+    chunks = stream_chunks(server.base_url, body)
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert len({c["id"] for c in chunks}) == 1
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]

@@ -67,7 +67,7 @@ def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, c
             f"the four searches were not in flight together: {results}\n{second_server.log_tail()}")
         time.sleep(0.05)
     second_server.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # a guard against a hang, not a timing claim
     while httpx.get(f"{base}/ready").status_code != 503:
         assert time.monotonic() < deadline, "/ready did not turn 503 after SIGTERM"
         time.sleep(0.05)

@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import time
 
 import httpx
 
@@ -20,7 +19,6 @@ def test_overload_ends_every_request_in_200_or_429_and_the_server_recovers(serve
                                      limits=limits) as client:
             return await asyncio.gather(*(client.post(URL, json=body) for _ in range(64)))
 
-    started = time.monotonic()
     responses = asyncio.run(main())
     statuses = [r.status_code for r in responses]
     assert set(statuses) <= {200, 429}, statuses
@@ -28,7 +26,6 @@ def test_overload_ends_every_request_in_200_or_429_and_the_server_recovers(serve
     busy = next(r for r in responses if r.status_code == 429)
     assert busy.headers["retry-after"] == "1"
     assert busy.json()["error"]["code"] == "server_busy"
-    assert time.monotonic() - started < 240
     after = httpx.post(f"{server.base_url}{URL}", json=chat_body, timeout=60)
     assert after.status_code == 200
 

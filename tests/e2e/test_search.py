@@ -1,10 +1,14 @@
 """Stage-level beam search end to end on the real engine and tiny model."""
 
 import asyncio
-import time
+import json
+import socket
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+
+from tests.e2e.waiting import wait_for
 
 URL = "/v1/chat/completions"
 
@@ -71,58 +75,84 @@ def test_concurrent_searches_all_complete(server, chat_body):
     assert [r.status_code for r in responses] == [200] * 8
 
 
-def _wait_idle(server, timeout=10.0) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        busy = (server.counter("vllm:num_requests_running")
-                + server.counter("vllm:num_requests_waiting"))
-        if busy == 0:
-            return time.monotonic()
-        time.sleep(0.1)
-    raise AssertionError("engine requests still running after the client left")
+def _wait_idle(server, timeout=60.0) -> None:
+    """Until the engine runs and queues nothing (`timeout`: only a guard against a hang)."""
+    wait_for(lambda: (server.counter("vllm:num_requests_running")
+                      + server.counter("vllm:num_requests_waiting")) == 0,
+             "engine requests still running after the client left", server, timeout)
+
+
+def _post_raw(server, body: dict) -> socket.socket:
+    """Send a JSON POST on a raw socket and read nothing: closing the socket is the client
+    leaving at the moment the test chooses, not when a client timeout happens to fire."""
+    address = urlsplit(server.base_url)
+    data = json.dumps(body).encode()
+    sock = socket.create_connection((address.hostname, address.port))
+    sock.sendall(b"POST " + URL.encode() + b" HTTP/1.1\r\nHost: test\r\n"
+                 b"Content-Type: application/json\r\n"
+                 + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+    return sock
+
+
+# 8 candidates held to 1000 tokens each (`min_tokens`): one stage alone is 8,000 generated
+# tokens, so a search that stopped when its client left has generated far fewer.
+LONG_STAGE = {"beam_width": 8, "min_tokens": 1000}
+LONG_STAGE_TOKENS = 8 * 1000
+# At most what a 4-token stage costs: 8 candidates, a greedy fallback, 14 one-token judge calls.
+SHORT_STAGE_TOKENS = 8 * 4 + 4 + 14
+STARTED = 8 * 50  # generated beyond the short stages: only the long stage can have made them
+
+
+def _wait_generated(server, tokens: float) -> None:
+    """Until the engine has generated `tokens` in all (a counter: never stale, unlike the
+    running-requests gauge between engine steps)."""
+    wait_for(lambda: server.counter("vllm:generation_tokens_total") >= tokens,
+             "the long stage did not start", server)
 
 
 def test_disconnect_mid_search_aborts_all_engine_work(server, chat_body):
-    """`min_tokens` makes every stage run to its 1000-token cap until the context is full:
-    about 2,000 sequential decode steps of 8 candidates, far more than 1.5 s on any CPU."""
-    body = {**chat_body, "beam_width": 8, "stage_max_tokens": 1000, "min_tokens": 1000}
-    started = time.monotonic()
-    try:
-        httpx.post(f"{server.base_url}{URL}", json=body, timeout=1.5)
-        raise AssertionError("the search was expected to outlast the client's timeout")
-    except httpx.ReadTimeout:
-        pass
+    """The client leaves once the engine is generating the first stage's candidates; the
+    search is aborted (logged), the engine goes idle, and it generated less than the stage
+    that was under way would have needed: no sleep or client timeout decides anything."""
     _wait_idle(server)
-    assert time.monotonic() - started < 20  # the whole search would take minutes
-    deadline = time.monotonic() + 5
-    while "its search was aborted" not in server.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert "its search was aborted" in server.log()
+    generated = server.counter("vllm:generation_tokens_total")
+    sock = _post_raw(server, {**chat_body, **LONG_STAGE, "stage_max_tokens": 1000})
+    try:
+        _wait_generated(server, generated + STARTED)
+    finally:
+        sock.close()
+    wait_for(lambda: "its search was aborted" in server.log(),
+             "the server did not abort the search of a client that left", server)
+    _wait_idle(server)
+    spent = server.counter("vllm:generation_tokens_total") - generated
+    assert spent < LONG_STAGE_TOKENS, spent
 
 
 @pytest.mark.parametrize("stages_done", [0, 1, 2, 3])
 def test_disconnect_during_each_stage_aborts_all_engine_work(server, chat_body, stages_done):
-    """Leave while stage `stages_done` (0: SUMMARY ... 3: CONCLUSION) is being searched. That
-    stage takes 1000 tokens per candidate (`min_tokens`: seconds of work): the engine must be
-    idle long before it could have finished."""
+    """Leave while stage `stages_done` (0: SUMMARY ... 3: CONCLUSION) is being searched: after
+    the stages before it were sent, and once the engine works on it. That stage holds 8
+    candidates to 1000 tokens each; the engine must go idle having generated less than it."""
     tags = ["summary", "caption", "reasoning", "conclusion"]
     caps = {tag: (1000 if i == stages_done else 4) for i, tag in enumerate(tags)}
-    body = {**chat_body, "beam_width": 8, "stage_max_tokens": caps, "min_tokens": 1000,
-            "stream": True, "return_trace": True}
+    body = {**chat_body, **LONG_STAGE, "stage_max_tokens": caps, "stream": True,
+            "return_trace": True}
+    _wait_idle(server)
+    generated = server.counter("vllm:generation_tokens_total")
     chosen = 0
-    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=60) as response:
-        if stages_done == 0:  # nothing is sent before the first stage: wait until it runs
-            while server.counter("cot_server_requests_running") < 1:
-                time.sleep(0.05)
-        else:
-            for line in response.iter_lines():
+    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=120) as response:
+        lines = response.iter_lines()  # kept: a dropped iterator would close the response
+        if stages_done:
+            for line in lines:
                 if line.startswith("data: {") and '"reasoning_content"' in line:
                     chosen += 1
                 if chosen == stages_done:
-                    break  # the long stage's candidates are being generated now
-    left = time.monotonic()
+                    break  # the long stage is next
+        _wait_generated(server, generated + SHORT_STAGE_TOKENS * stages_done + STARTED)
     assert chosen == stages_done
-    assert _wait_idle(server) - left < 5
+    _wait_idle(server)
+    spent = server.counter("vllm:generation_tokens_total") - generated
+    assert spent < LONG_STAGE_TOKENS, spent
 
 
 def test_min_tokens_holds_every_stage_open_to_its_length(server, chat_body):

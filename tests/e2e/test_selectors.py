@@ -2,11 +2,12 @@
 is well formed, the trace says how each stage was picked, verification scores are
 probabilities, and `n > 1` and streaming work with the model-based selectors."""
 
-import json
 
 import httpx
 import pytest
 from openai import OpenAI
+
+from tests.e2e.sse import joined, stream_chunks
 
 pytestmark = pytest.mark.e2e
 URL = "/v1/chat/completions"
@@ -85,16 +86,8 @@ def test_verify_with_several_choices_through_the_openai_sdk(server, chat_body):
 def test_streamed_search_with_verify_sends_each_stage_then_the_answer(server, chat_body):
     body = {**chat_body, "beam_width": 2, "selector": "verify", "stream": True,
             "return_trace": True, "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{server.base_url}{URL}", json=body, timeout=300) as response:
-        assert response.status_code == 200
-        lines = [line for line in response.iter_lines() if line]
-    assert lines[-1] == "data: [DONE]"
-    chunks = [json.loads(line[6:]) for line in lines[:-1]]
-    assert not any("error" in c for c in chunks)
-    reasoning = "".join(c["choices"][0]["delta"].get("reasoning_content") or ""
-                        for c in chunks if c["choices"])
-    content = "".join(c["choices"][0]["delta"].get("content") or ""
-                      for c in chunks if c["choices"])
+    chunks = stream_chunks(server.base_url, body)
+    reasoning, content = joined(chunks, "reasoning_content"), joined(chunks, "content")
     assert reasoning.startswith("<SUMMARY>")  # the boundaries the server writes, in order
     assert 0 < reasoning.index("</SUMMARY>\n\n<CAPTION>") < reasoning.index(
         "</CAPTION>\n\n<REASONING>")

@@ -49,6 +49,14 @@ def training_lines() -> list[str]:
     return lines
 
 
+def begin(out_dir: str | Path, vocabulary: Vocabulary) -> tuple[Path, Any]:
+    """A family's folder, created, and its fast tokenizer, saved in it: how every builder
+    begins."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, build_tokenizer(out, vocabulary)
+
+
 def build_tokenizer(out: Path, vocabulary: Vocabulary) -> Any:
     """The family's fast tokenizer, saved to `out` and returned."""
     from tokenizers import (

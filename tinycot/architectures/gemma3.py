@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinycot.architectures.common import TEXT, VISION, Vocabulary, build_tokenizer, save, token_ids
+from tinycot.architectures.common import TEXT, VISION, Vocabulary, begin, save, token_ids
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"
@@ -48,9 +48,7 @@ def build_gemma3(out_dir: str | Path) -> Path:
         Gemma3Processor,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, VOCABULARY)
+    out, tokenizer = begin(out_dir, VOCABULARY)
     pad, eos, bos, end_of_turn, boi, eoi, image = token_ids(
         tokenizer, "<pad>", "<eos>", "<bos>", "<end_of_turn>", "<start_of_image>",
         "<end_of_image>", "<image_soft_token>")

@@ -10,7 +10,7 @@ from tinycot.architectures.common import (
     TEXT,
     VISION,
     Vocabulary,
-    build_tokenizer,
+    begin,
     save,
     token_ids,
     write_processor,
@@ -42,9 +42,7 @@ def build_internvl(out_dir: str | Path) -> Path:
         InternVLForConditionalGeneration,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, VOCABULARY)
+    out, tokenizer = begin(out_dir, VOCABULARY)
     endoftext, im_end, context = token_ids(tokenizer, "<|endoftext|>", "<|im_end|>",
                                            "<IMG_CONTEXT>")
     text = {**TEXT, "model_type": "qwen2", "vocab_size": len(tokenizer),

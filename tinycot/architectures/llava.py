@@ -11,7 +11,7 @@ from tinycot.architectures.common import (
     TEXT,
     VISION,
     Vocabulary,
-    build_tokenizer,
+    begin,
     save,
     token_ids,
     write_processor,
@@ -60,9 +60,7 @@ def build_llava_next(out_dir: str | Path) -> Path:
         LlavaNextProcessor,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, NEXT_VOCABULARY)
+    out, tokenizer = begin(out_dir, NEXT_VOCABULARY)
     bos, eos, pad, image = token_ids(tokenizer, "<s>", "</s>", "<pad>", "<image>")
     text = {**TEXT, "model_type": "mistral", "vocab_size": len(tokenizer), "head_dim": 64,
             "sliding_window": None, "bos_token_id": bos, "eos_token_id": eos,
@@ -90,9 +88,7 @@ def build_llava_onevision(out_dir: str | Path) -> Path:
         LlavaOnevisionImageProcessorPil,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, ONEVISION_VOCABULARY)
+    out, tokenizer = begin(out_dir, ONEVISION_VOCABULARY)
     endoftext, im_end, image, video = token_ids(tokenizer, "<|endoftext|>", "<|im_end|>",
                                                 "<image>", "<video>")
     text = {**TEXT, "model_type": "qwen2", "vocab_size": len(tokenizer),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinycot.architectures.common import TEXT, VISION, Vocabulary, build_tokenizer, save, token_ids
+from tinycot.architectures.common import TEXT, VISION, Vocabulary, begin, save, token_ids
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}"
@@ -36,9 +36,7 @@ def build_mllama(out_dir: str | Path) -> Path:
         MllamaProcessor,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, VOCABULARY)
+    out, tokenizer = begin(out_dir, VOCABULARY)
     bos, end_of_text, eot, pad, image = token_ids(
         tokenizer, "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>",
         "<|finetune_right_pad_id|>", "<|image|>")

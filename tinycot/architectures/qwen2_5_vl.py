@@ -11,7 +11,7 @@ from tinycot.architectures.common import (
     TEXT,
     VISION,
     Vocabulary,
-    build_tokenizer,
+    begin,
     save,
     token_ids,
     write_processor,
@@ -44,9 +44,7 @@ def build_qwen2_5_vl(out_dir: str | Path) -> Path:
         Qwen2VLImageProcessorPil,
     )
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(out, VOCABULARY)
+    out, tokenizer = begin(out_dir, VOCABULARY)
     endoftext, im_end, start, end, image, video = token_ids(
         tokenizer, "<|endoftext|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
         "<|image_pad|>", "<|video_pad|>")

@@ -51,7 +51,10 @@ def test_selector_costs_are_tabled_and_verify_is_compared_with_the_judge():
                    "vote": {"rps": 4.0, "p50": 5, "tokens": 400}}}
     results = {**RESULTS, "ours": {**RESULTS["ours"], "selectors": sel}}
     rows = selector_rows(results)
-    assert "| verify | 0.333 | 3.00 | 0.800 | 440 |" in rows
+    assert "| verify | 0.333 | 3.00 | 0.800 | 440 | — |" in rows
+    shared = {**sel, "sat": {**sel["sat"], "vote": {**sel["sat"]["vote"], "cache_share": 0.97}}}
+    assert "| vote | 0.250 | 4.00 | 0.600 | 400 | 0.97 |" in selector_rows(
+        {**RESULTS, "ours": {**RESULTS["ours"], "selectors": shared}})
     verdict = next(r for r in rows if r.startswith("| 5."))
     assert verdict.split(" | ")[1:4] == ["1.50", "> 1", "met"]
     slower = {**sel, "sat": {**sel["sat"], "verify": {"rps": 1.0, "p50": 9, "tokens": 440}}}
@@ -59,3 +62,24 @@ def test_selector_costs_are_tabled_and_verify_is_compared_with_the_judge():
     assert next(r for r in rows if r.startswith("| 5.")).split(" | ")[3] == "missed"
     assert selector_rows(RESULTS) == []  # a run without part 5 renders as before
     assert "| verify |" in render(results, "x")
+
+
+def test_beam_8_and_peak_memory_rows_are_ratios_without_targets():
+    ours = {**RESULTS["ours"], "beam8_c1": {"rps": 0.5, "p50": 1.0, "tokens": 800},
+            "beam8_sat": {"rps": 2.0, "p50": 8, "tokens": 800},
+            "greedy": {1: RESULTS["ours"]["greedy"][1],
+                       8: {**RESULTS["ours"]["greedy"][8], "rss_peak_mib": 1500.0}},
+            "rss_peak_sat_mib": {"beam1": 1500.0, "beam4": 1800.0, "beam8": 2400.0}}
+    upstream = {**RESULTS["upstream"], 8: {**RESULTS["upstream"][8], "rss_peak_mib": 1200.0}}
+    rows = {r.split(" | ")[0].lstrip("| "): r.split(" | ")[1:] for r in
+            ratios({**RESULTS, "ours": ours, "upstream": upstream})}
+    assert rows["3. latency beam 8 / beam 1, concurrency 1"][:2] == ["2.00", "—"]
+    assert "p50 1.000 vs 0.500 s" in rows["3. latency beam 8 / beam 1, concurrency 1"][2]
+    assert rows["3. throughput beam 8 / beam 1, concurrency 32"][:2] == ["0.20", "—"]
+    assert rows["7. peak memory ours / upstream vLLM, beam 1, concurrency 8"][:2] == [
+        "1.25", "—"]
+    assert "1500 vs 1200 MiB" in rows["7. peak memory ours / upstream vLLM, beam 1, "
+                                      "concurrency 8"][2]
+    assert rows["7. peak memory beam 8 / upstream vLLM, concurrency 32"][0] == "2.00"
+    plain = [r for r in ratios(RESULTS) if r.startswith("| 7.") or "beam 8" in r]
+    assert plain == []  # a run without them renders as before

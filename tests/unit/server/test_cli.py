@@ -182,3 +182,39 @@ def test_the_otlp_endpoint_is_vllms_flag_read_by_the_server_too(parser):
     assert serve_settings(parser).otlp_traces_endpoint is None
     with pytest.raises(ValueError, match="log_format"):
         serve_settings(parser, "--log-format", "xml")
+
+
+def test_the_server_runs_with_sigpipe_ignored(monkeypatch):
+    """SIGPIPE's default action kills the process without a word: a client that hangs up while
+    its stream is being written would take the whole server down (the soak's 'leave' clients).
+    Ignored, the write fails with EPIPE, which only that connection sees."""
+    import signal
+
+    import server.cli
+
+    seen: list[object] = []
+    monkeypatch.setattr(server.cli, "serve", lambda args: seen.append(
+        signal.getsignal(signal.SIGPIPE)) or 0)
+    before = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            server.cli.main(["serve"])
+    finally:
+        signal.signal(signal.SIGPIPE, before)
+    assert exited.value.code == 0 and seen == [signal.SIG_IGN]
+
+
+def test_a_signal_after_the_engine_died_exits_at_once_and_a_second_one_forcibly():
+    import signal
+
+    from server.api.state import Readiness, server_state
+    from server.app import create_app
+    from server.cli import DrainingServer
+
+    settings = Settings(served_model_name=("fake",))
+    running = DrainingServer(create_app(settings), settings)
+    server_state(running.app).lifecycle.readiness = Readiness.FAILED  # in its grace period
+    running._handle_exit(signal.SIGTERM, None)
+    assert running.server.should_exit and not running.server.force_exit
+    running._handle_exit(signal.SIGTERM, None)
+    assert running.server.force_exit

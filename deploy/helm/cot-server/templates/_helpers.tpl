@@ -71,8 +71,37 @@ true -> --name, false -> --no-name, a map -> JSON, a list -> its items, null -> 
 {{- add .Values.lifecycle.preStopSleepSeconds $drain .Values.lifecycle.shutdownMarginSeconds }}
 {{- end }}
 
+{{/* The entry of an autoscaler's metrics that its scaleOn names, as YAML; called with
+(list "<values path of the entries>" entries key field...), it fails where a field is unset. */}}
+{{- define "cot-server.scaleOn" -}}
+{{- $where := index . 0 }}
+{{- $key := index . 2 }}
+{{- $entry := index (index . 1) $key | default dict }}
+{{- range $field := slice . 3 }}
+{{- $value := index $entry $field }}
+{{- if or (kindIs "invalid" $value) (eq (toString $value) "") }}
+{{- fail (printf "scaleOn names %q, so %s.%s.%s must be set" $key $where $key $field) }}
+{{- end }}
+{{- end }}
+{{- toYaml $entry }}
+{{- end }}
+
 {{- define "cot-server.checks" -}}
 {{- if and .Values.autoscaling.enabled .Values.keda.enabled }}
 {{- fail "enable one of autoscaling (HPA) and keda, not both" }}
+{{- end }}
+{{- $on := list }}
+{{- if .Values.autoscaling.enabled }}{{ $on = .Values.autoscaling.scaleOn | default list }}{{ end }}
+{{- if .Values.keda.enabled }}{{ $on = .Values.keda.scaleOn | default list }}{{ end }}
+{{- if and (or .Values.autoscaling.enabled .Values.keda.enabled) (not $on) }}
+{{- fail "scaleOn must name at least one metric" }}
+{{- end }}
+{{- /* The engine queues only what the server lets through beyond what it runs. */}}
+{{- $running := .Values.server.max_concurrent_sequences }}
+{{- $seqs := index (.Values.engine | default dict) "max-num-seqs" }}
+{{- if and (has "engineWaiting" $on) (not (kindIs "invalid" $running)) (not (kindIs "invalid" $seqs)) }}
+{{- if le (int64 $running) (int64 $seqs) }}
+{{- fail (printf "scaling on engineWaiting needs server.max_concurrent_sequences (%v) above engine.max-num-seqs (%v): the engine never queues otherwise (docs/deployment.md)" $running $seqs) }}
+{{- end }}
 {{- end }}
 {{- end }}

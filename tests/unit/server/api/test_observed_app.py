@@ -70,7 +70,7 @@ async def served(engine: ServedFake, traced: bool = True
     async def factory(_: Settings) -> ServedFake:
         return engine
 
-    app = create_app(Settings(served_model_name=("fake",), stage_max_tokens=16),
+    app = create_app(Settings(served_model_name=("fake",), stage_max_tokens=16, warmup=False),
                      engine_factory=factory, tracing=Tracing(provider) if traced else None)
     state = server_state(app)
     async with app.router.lifespan_context(app):
@@ -123,6 +123,40 @@ async def test_one_span_per_request_continuing_the_trace_with_search_attributes_
     # the search's engine calls ran under the HTTP request's id (engine ids derive from it)
     assert engine.request_ids and set(engine.request_ids) == {"req-7"}
 
+
+
+async def test_each_candidate_batch_and_selection_has_its_span():
+    """Per stage: one `engine stage` span (the stage's candidates, one engine call), one
+    `selection <TAG>` span with the selector, the pick and its comparisons, and one
+    `engine selection` span per one-token judge call (FAKE engine)."""
+    engine = ServedFake()
+    async with served(engine) as (client, state, exporter):
+        response = await client.post(URL, json={**BODY, "beam_width": 3, "selector": "judge",
+                                                "return_trace": True})
+        assert response.status_code == 200, response.text
+        one_token_calls = sample(state, "cot_server_engine_calls_total", kind="selection")
+    spans = exporter.get_finished_spans()
+    (root,) = [s for s in spans if s.kind is SpanKind.SERVER]
+    batches = [s for s in spans if s.name == "engine stage"]
+    selections = [s for s in spans if s.name.startswith("selection ")]
+    calls = [s for s in spans if s.name == "engine selection"]
+    stages = response.json()["choices"][0]["message"]["stages"]
+    assert len(batches) == len(stages) == 4
+    for batch in batches:
+        assert batch.attributes["cot.call.kind"] == "stage"
+        assert batch.attributes["cot.candidates"] == 3
+        assert batch.attributes["gen_ai.usage.completion_tokens"] > 0
+    assert [s.attributes["cot.stage"] for s in selections] == [s["tag"] for s in stages]
+    for span, stage in zip(selections, stages, strict=True):
+        assert span.attributes["cot.selector"] == "judge"
+        assert span.attributes["cot.candidates"] == 3
+        assert span.attributes["cot.selection.chosen_index"] == stage["chosen_index"]
+        assert span.attributes["cot.selection.method"] == stage["selected_by"]
+        assert span.attributes["cot.selection.comparisons"] == len(stage["comparisons"])
+    assert len(calls) == one_token_calls >= sum(len(s["comparisons"]) for s in stages) > 0
+    for span in [*batches, *selections, *calls]:
+        assert span.parent.span_id == root.context.span_id
+        assert root.start_time <= span.start_time <= span.end_time <= root.end_time
 
 async def test_a_stream_that_fails_midway_is_counted_logged_and_traced_as_a_failure(caplog):
     caplog.set_level(logging.INFO, "server.access")

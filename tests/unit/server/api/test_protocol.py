@@ -3,6 +3,7 @@ from pydantic import ValidationError
 
 from server.api.protocol import ChatCompletionRequest
 from server.config import Settings
+from server.search.repetition import RepetitionRule
 
 SETTINGS = Settings(beam_width=1, effort_high=6)
 USER = {"role": "user", "content": [{"type": "text", "text": "hi"}]}
@@ -26,6 +27,12 @@ def test_greedy_by_default_and_sampled_search_defaults_when_branching():
 def test_reasoning_effort_maps_to_a_beam_width_and_beam_width_wins():
     assert req(reasoning_effort="high").to_search_params(SETTINGS).beam_width == 6
     assert req(reasoning_effort="high", beam_width=2).to_search_params(SETTINGS).beam_width == 2
+
+
+def test_repetition_stop_is_on_by_default_and_the_flag_turns_it_off():
+    assert req().to_search_params(SETTINGS).repetition == RepetitionRule()
+    off = Settings(repetition_stop=False)
+    assert req().to_search_params(off).repetition is None
 
 
 def test_budget_prefers_max_completion_tokens():

@@ -6,7 +6,8 @@ says otherwise) and the closing tag (none under a structured-output constraint),
 by the separator and the next open tag, then EOS; `raw` replaces all of that with its own text
 or tokens. As an engine, it decodes that a token at a time (tags, words with their leading
 space, runs of space; interned ids), ends at the first stop string (kept), at max_tokens or at
-EOS; every token has log-probability -(i+1). split() and tokens_of() use the same tokens.
+EOS; every token has log-probability -(i+1). A sink gets each output, the last one with its
+finish reason. split() and tokens_of() use the same tokens.
 choose(): as a judge, prefers the response
 whose text contains the word "best", otherwise the first one shown (a maximally position-biased
 judge); as a verifier, says "yes" with probability 0.9 to a candidate containing "best" or
@@ -18,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, ClassVar
+
+import pytest
 
 from server.search.interface import (
     ChoiceResult,
     GenerateResult,
     Generation,
     PartialSink,
+    PartialSinks,
     Prompt,
     Sampling,
     prompt_text,
@@ -56,7 +60,7 @@ class FakeEngine:
         self.in_flight = 0
 
     async def generate(self, prompt_parts: Prompt, images: Sequence[Any], sampling: Sampling,
-                       on_partial: PartialSink | None = None) -> GenerateResult:
+                       on_partial: PartialSinks | None = None) -> GenerateResult:
         prompt = prompt_text(prompt_parts)
         self.generate_calls.append((prompt, sampling))
         self.in_flight += 1
@@ -71,7 +75,8 @@ class FakeEngine:
             if written is None:
                 written = self.writes(stage, sampling, i)
             tokens = _TOKEN.findall(written) if isinstance(written, str) else written
-            generations.append(await self.decode(tokens, sampling, i, on_partial))
+            sink = on_partial if on_partial is None or callable(on_partial) else on_partial[i]
+            generations.append(await self.decode(tokens, sampling, i, sink))
         self.results.append(GenerateResult(generations, prompt_tokens=len(prompt.split()),
                                            cached_tokens=1))
         return self.results[-1]
@@ -92,7 +97,7 @@ class FakeEngine:
     async def decode(self, tokens: list[str], sampling: Sampling, i: int,
                      on_partial: PartialSink | None) -> Generation:
         text, kept, finish, eos = "", [], "stop", 1
-        for token in tokens:
+        for number, token in enumerate(tokens, 1):
             if len(kept) == sampling.max_tokens:
                 finish, eos = "length", 0
                 break
@@ -101,12 +106,16 @@ class FakeEngine:
             stops = [text.find(s) + len(s) for s in sampling.stop if s and s in text]
             if stops:
                 text, eos = text[:min(stops)], 0  # a stop string may end inside a token
-                break
-            if on_partial is not None:
-                if on_partial(self.generation(text, kept, i, "", 0)):
+            if on_partial is not None:  # as vLLM: the last output too, with its finish reason
+                more = number < len(tokens)
+                last = ("stop" if stops or not more else
+                        "length" if len(kept) == sampling.max_tokens else "")
+                if on_partial(self.generation(text, kept, i, last, 0)) and not last:
                     finish, eos = "abort", 0
                     break
                 await asyncio.sleep(0)
+            if stops:
+                break
         return self.generation(text, kept, i, finish, eos)
 
     def generation(self, text: str, tokens: list[str], i: int, finish: str, eos: int
@@ -171,3 +180,21 @@ def render_chat_fake(messages: list[dict[str, Any]], kwargs: Any = None) -> str:
         parts = "".join("<image>" if p["type"] == "image" else p["text"] for p in m["content"])
         lines.append(f"{m['role']}: {parts}")
     return "\n".join(lines) + "\nassistant: "
+
+
+async def cancel_while_generating(engine: FakeEngine, events: AsyncGenerator[Any, None]
+                                  ) -> None:
+    """Start consuming a search's `events`, cancel the consumer while the FAKE engine (built
+    with a long `delay`) is inside its one call, and check that the call was cancelled with it."""
+    task = asyncio.create_task(anext(events))
+    await asyncio.sleep(0.05)
+    assert engine.in_flight == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await events.aclose()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert engine.in_flight == 0
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+    assert not left, left  # nothing of the search still pending (nor destroyed so, later)

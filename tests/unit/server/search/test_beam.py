@@ -6,12 +6,16 @@ import itertools
 import pytest
 
 from server.search.beam import StageChosen, StageSearch
-from server.search.interface import PromptTooLong, Sampling
+from server.search.interface import Constraint, PromptTooLong, Sampling
 from server.search.params import SearchParams, SearchShape, Selector
 from server.search.prompts import Conversation
 from server.search.schema import LLAVA_COT, THINK_ANSWER
 from server.search.trace import Trace
-from tests.unit.server.search.fake_engine import FakeEngine, render_chat_fake
+from tests.unit.server.search.fake_engine import (
+    FakeEngine,
+    cancel_while_generating,
+    render_chat_fake,
+)
 
 CONV = Conversation(({"role": "user", "content": [{"type": "image"},
                                                    {"type": "text", "text": "How many?"}]},),
@@ -241,8 +245,6 @@ async def test_a_selection_prompt_too_long_for_the_context_falls_back_to_logprob
 
 async def test_a_constrained_answer_that_ends_at_its_grammar_counts_as_closed():
     """FAKE engine: the answer stage's text has no closing tag, as under a grammar."""
-    from server.search.interface import Constraint
-
     engine = FakeEngine(script=lambda stage, s, i: "B" if s.constraint else f"{stage} text")
     _, trace = await run(engine, params(beam_width=2, selector=Selector.LOGPROB,
                                         constraint=Constraint("choice", ("A", "B"))))
@@ -272,18 +274,9 @@ async def test_one_candidate_stages_stream_their_text_as_it_is_decoded():
 
 
 async def test_cancelling_a_streamed_search_cancels_its_engine_call():
-    engine = FakeEngine(delay=10)
-    events = StageSearch(engine, render_chat_fake).run(CONV, params(beam_width=1),
-                                                       stream_text=True)
-    task = asyncio.create_task(anext(events))
-    await asyncio.sleep(0.05)
-    assert engine.in_flight == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await events.aclose()
-    await asyncio.sleep(0)
-    assert engine.in_flight == 0
+    engine = FakeEngine(delay=10)  # sampled: stage by stage, not one call
+    await cancel_while_generating(engine, StageSearch(engine, render_chat_fake).run(
+        CONV, params(beam_width=1), stream_text=True))
 
 
 async def test_verify_quotes_the_chosen_caption_in_stage_search_and_each_chains_own_in_best_of_n():
@@ -305,3 +298,64 @@ async def test_verify_quotes_the_chosen_caption_in_stage_search_and_each_chains_
         caption = call.split("<CAPTION>")[1].split("</CAPTION>")[0]
         assert call.count(f"<CAPTION>{caption}</CAPTION>") == 2
     assert len({c.split("Again: ")[1] for c in engine.choose_calls}) == 3
+
+
+class Sinks(FakeEngine):
+    """The FAKE engine, noting what each call was given to read its completions with."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.sinks: list[object] = []
+
+    async def generate(self, prompt, images, sampling, on_partial=None):
+        self.sinks.append(on_partial)
+        return await super().generate(prompt, images, sampling, on_partial)
+
+
+async def test_each_candidate_caught_in_a_loop_is_ended_alone_and_keeps_its_first_copy():
+    looping = lambda stage, s, i: "so " + "red " * 40 if i == 1 else f"{stage} plain"  # noqa: E731
+    engine = Sinks(script=looping)
+    _, trace = await run(engine, params(beam_width=2, selector=Selector.LOGPROB,
+                                        default_stage_max_tokens=64))
+    assert all(isinstance(s, list) and len(s) == 2 for s in engine.sinks)  # one per candidate
+    for stage, result in zip(trace.stages, engine.results, strict=True):
+        plain, loop = stage.candidates
+        assert (plain.text, plain.closed, plain.cleaned) == (f"{stage.tag} plain", True, ())
+        assert (loop.text, loop.closed, loop.cleaned) == ("so red", False, ("repetition",))
+        assert loop.generation.text == "so red" and len(loop.generation.token_ids) == 2
+        ended = result.generations[1]
+        assert ended.finish_reason == "abort" and ended.token_count < 20  # not to the cap
+        assert loop.token_count == ended.token_count  # what it cost
+
+
+async def test_a_candidate_empty_after_hygiene_is_not_chosen():
+    leaking = lambda stage, s, i: (f"<SUMMARY>x</{stage}>" if i == 0  # noqa: E731
+                                   else f"{stage} ok</{stage}>")
+    _, trace = await run(FakeEngine(script=leaking),
+                         params(beam_width=2, selector=Selector.LOGPROB))
+    for stage in trace.stages[1:]:
+        assert stage.candidates[0].text == "" and not stage.candidates[0].usable
+        assert stage.candidates[0].cleaned == ("cut at <SUMMARY>",)
+        assert stage.text == f"{stage.tag} ok"
+
+
+async def test_without_the_repetition_rule_the_engine_gets_no_sinks():
+    engine = Sinks()
+    await run(engine, params(beam_width=2, repetition=None))
+    assert engine.sinks == [None] * 4
+
+
+async def test_a_structured_answer_is_never_cut_as_a_loop():
+    engine = FakeEngine(script=lambda stage, s, i: '[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]'
+                        if s.constraint else f"{stage} text")
+    _, trace = await run(engine, params(beam_width=1, sampling=Sampling(),
+                                        constraint=Constraint("json_object")))
+    assert trace.answer == "[1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"
+
+
+async def test_a_loop_is_not_ended_before_the_callers_min_tokens():
+    engine = FakeEngine(script=lambda stage, s, i: "red " * 40)
+    _, trace = await run(engine, params(beam_width=1, default_stage_max_tokens=30,
+                                        sampling=Sampling(min_tokens=30)))
+    assert all(r.generations[0].token_count == 30 for r in engine.results)
+    assert all(s.text == "red" and s.chosen.cleaned == ("repetition",) for s in trace.stages)

@@ -1,7 +1,6 @@
 """A width-1 answer in one engine call, cut into stages (server/search/single_call.py), over the
 deterministic FAKE engine (fake_engine.py): pure orchestration and splitting logic."""
 
-import asyncio
 
 import pytest
 
@@ -11,7 +10,11 @@ from server.search.params import SearchParams, SearchShape
 from server.search.prompts import Conversation, PromptBuilder
 from server.search.schema import LLAVA_COT
 from server.search.trace import Trace
-from tests.unit.server.search.fake_engine import FakeEngine, render_chat_fake
+from tests.unit.server.search.fake_engine import (
+    FakeEngine,
+    cancel_while_generating,
+    render_chat_fake,
+)
 
 CONV = Conversation(({"role": "user", "content": [{"type": "image"},
                                                    {"type": "text", "text": "How many?"}]},),
@@ -47,6 +50,11 @@ def stages(trace: Trace) -> list[tuple]:
     """Each chosen stage as the search and later prompts see it."""
     return [(s.tag, s.text, s.chosen.closed, s.chosen.token_count, s.chosen.mean_logprob,
              s.chosen.generation.text, s.chosen.generation.token_ids) for s in trace.stages]
+
+
+def words(n: int) -> str:
+    """n words, none repeated (repeated ones would be a loop, cut short)."""
+    return "".join(f"w{i} " for i in range(n))
 
 
 def once(written):
@@ -156,7 +164,7 @@ async def test_where_the_format_breaks_the_search_goes_on_stage_by_stage_from_th
 
 
 async def test_a_stage_past_its_cap_ends_the_call_at_once_and_is_decoded_again():
-    engine = FakeEngine(raw=once(SUMMARY + "word " * 100))
+    engine = FakeEngine(raw=once(SUMMARY + words(100)))
     _, trace, calls = await search(engine, default_stage_max_tokens=16)
     assert calls == ["stages", "stage", "stage", "stage"]
     call = engine.results[0].generations[0]
@@ -224,13 +232,13 @@ async def test_a_streamed_answer_streams_each_stage_and_hands_it_on_at_its_closi
 async def test_a_stage_decoded_again_streams_on_from_what_the_call_showed():
     def raw(stage, sampling, i):  # a deterministic model: the same prompt, the same text
         if sampling.stop[0] != f"</{stage}>":
-            return SUMMARY + "w " * 40
-        return "w " * 40 if stage == "CAPTION" else None
+            return SUMMARY + words(40)
+        return words(40) if stage == "CAPTION" else None
     events, trace, calls = await search(FakeEngine(raw=raw), stream=True,
                                         default_stage_max_tokens=16)
     assert calls == ["stages", "stage", "stage", "stage"]
     pieces = [e.text for e in events if isinstance(e, StageText) and e.tag == "CAPTION"]
-    assert "".join(pieces) == trace.stages[1].text == " ".join(["w"] * 16)
+    assert "".join(pieces) == trace.stages[1].text == words(16).strip()
 
 
 async def test_a_sampled_streamed_answer_is_stage_by_stage():
@@ -241,15 +249,56 @@ async def test_a_sampled_streamed_answer_is_stage_by_stage():
 
 async def test_cancelling_a_one_call_search_cancels_its_engine_call():
     engine = FakeEngine(delay=10)
-    events = StageSearch(engine, render_chat_fake).run(
-        CONV, SearchParams(schema=LLAVA_COT), stream_text=True)
-    task = asyncio.create_task(anext(events))
-    await asyncio.sleep(0.05)
-    assert engine.in_flight == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    await events.aclose()
-    for _ in range(3):
-        await asyncio.sleep(0)
-    assert engine.in_flight == 0
+    await cancel_while_generating(engine, StageSearch(engine, render_chat_fake).run(
+        CONV, SearchParams(schema=LLAVA_COT), stream_text=True))
+
+
+LOOP = "red " * 40
+
+
+async def test_a_stage_caught_in_a_loop_is_settled_after_its_first_copy_and_ends_the_call():
+    engine = FakeEngine(raw=once(SUMMARY + "Top: " + LOOP + "</CAPTION>\n\n<REASONING>R"))
+    events, trace, calls = await search(engine, stream=True, default_stage_max_tokens=64)
+    assert calls == ["stages", "stage", "stage"]  # REASONING and CONCLUSION stage by stage
+    call = engine.results[0].generations[0]
+    assert call.finish_reason == "abort" and call.token_count < 2 + 2 + 20
+    caption = trace.stages[1].chosen
+    assert (caption.text, caption.closed, caption.cleaned) == ("Top: red", False, ("repetition",))
+    assert caption.generation is not None and caption.generation.text == "Top: red"
+    assert len(caption.generation.token_ids) == 2  # in later prompts: the text kept
+    assert caption.token_count == call.token_count - 4  # counted: all the stage generated
+    # the next stage goes on from the text kept, closed by the server
+    assert engine.generate_calls[1][0].endswith("<CAPTION>Top: red</CAPTION>\n\n<REASONING>")
+    shown = "".join(e.text for e in events if isinstance(e, StageText) and e.tag == "CAPTION")
+    assert shown == "Top: red"
+    assert trace.usage.candidate_tokens == sum(r.generations[0].token_count
+                                               for r in engine.results)
+
+
+async def test_without_the_repetition_rule_a_loop_runs_to_the_cap():
+    def raw(stage, sampling, i):  # the same loop stage by stage, where the cap ends the call
+        if sampling.stop[0] != f"</{stage}>":
+            return SUMMARY + LOOP
+        return LOOP if stage == "CAPTION" else None
+    engine = FakeEngine(raw=raw)
+    _, trace, calls = await search(engine, default_stage_max_tokens=16, repetition=None)
+    caption = trace.stages[1].chosen
+    assert caption.text == " ".join(["red"] * 16) and not caption.cleaned
+    assert caption.token_count == 16
+    assert calls == ["stages", "stage", "stage", "stage"]
+
+
+async def test_a_tag_inside_a_stage_ends_the_call_and_the_stage_is_cut_before_it():
+    def raw(stage, sampling, i):
+        if sampling.stop[0] != f"</{stage}>":
+            return SUMMARY + "C <CONCLUSION>2</CAPTION>\n\n<REASONING>R"
+        return "C <CONCLUSION>2</CAPTION>" if stage == "CAPTION" else None
+    engine = FakeEngine(raw=raw)
+    _, trace, calls = await search(engine)
+    assert calls == ["stages", "stage", "stage", "stage"]
+    caption = trace.stages[1].chosen
+    assert (caption.text, caption.closed, caption.cleaned) == ("C", False,
+                                                               ("cut at <CONCLUSION>",))
+    assert engine.generate_calls[2][0].endswith("<CAPTION>C</CAPTION>\n\n<REASONING>")
+    # the stage-by-stage CAPTION call was ended at the tag, not decoded to its closing tag
+    assert engine.results[1].generations[0].finish_reason == "abort"
