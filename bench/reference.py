@@ -38,8 +38,8 @@ from typing import Any
 import torch
 import transformers
 from transformers import (
+    AutoModelForImageTextToText,
     AutoProcessor,
-    Idefics3ForConditionalGeneration,
     StoppingCriteria,
     StoppingCriteriaList,
 )
@@ -94,8 +94,10 @@ class ReferenceSearch:
 
     def __init__(self, model_dir: str, beam_width: int, stage_caps: dict[str, int],
                  judge_max_tokens: int, rng: random.Random) -> None:
-        self.model = Idefics3ForConditionalGeneration.from_pretrained(
-            model_dir, dtype=torch.bfloat16).eval()
+        # any image-text-to-text checkpoint (the tiny model is Idefics3), on the GPU if any
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = AutoModelForImageTextToText.from_pretrained(
+            model_dir, dtype=torch.bfloat16).to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.beam_width, self.stage_caps = beam_width, stage_caps
         self.judge_max_tokens, self.rng = judge_max_tokens, rng
@@ -104,7 +106,7 @@ class ReferenceSearch:
                  max_new_tokens: int, stop: str | None = None) -> str:
         tokenizer = self.processor.tokenizer
         inputs = self.processor(images=[image] if image is not None else None, text=text,
-                                return_tensors="pt")
+                                return_tensors="pt").to(self.device)
         criteria = StoppingCriteriaList([StopOnString(stop, tokenizer)] if stop else [])
         with torch.inference_mode():
             output = self.model.generate(**inputs, do_sample=True, temperature=TEMPERATURE,

@@ -136,6 +136,18 @@ def load_note(results: dict[str, Any]) -> list[str]:
             "the figures are noisy.", ""]
 
 
+def gpu_note(results: dict[str, Any]) -> list[str]:
+    """Whether this report is a GPU run, and how to make one where there is none."""
+    if results.get("device", "CPU").startswith("GPU"):
+        return []
+    return ["No GPU run: this machine has none. The benchmark runs unchanged on a GPU machine "
+            "(`pip install '.[gpu,dev]'`, upstream vLLM): the engines pick the GPU and the "
+            "report names it; any checkpoint works, e.g. a random-weights model of a real VLM "
+            "architecture built offline with `python -m tinycot architectures DIR --only "
+            "gemma3` (served in prompted mode, as its folder says), then `python -m bench "
+            "--model-dir DIR/gemma3 --out docs/benchmarks-gpu.md`.", ""]
+
+
 def failures(results: dict[str, Any]) -> str:
     """How many requests failed, and how (each distinct error once)."""
     ours, upstream = results["ours"], results["upstream"]
@@ -217,7 +229,7 @@ def render(results: dict[str, Any], command: str) -> str:
         f"Reproduce with `make bench` (`{command}`); the figures below are from the latest "
         f"run, which took {results['wall_s'] / 60:.1f} minutes.", "",
         f"Machine: {results['machine']}.", "",
-        *load_note(results),
+        *load_note(results), *gpu_note(results),
         f"All runs use the model in `{results.get('model', 'models/tiny-cot')}`, vLLM on "
         f"{results.get('device', 'CPU')}, non-streaming requests, each one of "
         f"{results['plan'].get('items', 32)} held-out shape questions (the model's own task, "

@@ -77,8 +77,17 @@ def our_server(model_dir: str, plan: Plan, logs: Path, warmup: bool = True,
                log_name: str = "cot-server.log") -> ServerProcess:
     return launch(["-m", "server", "serve", "--model", model_dir, "--served-model-name",
                    MODEL_NAME, "--stage-max-tokens", str(plan.stage_tokens), *ENGINE_ARGS,
-                   "--warmup" if warmup else "--no-warmup"],
+                   "--warmup" if warmup else "--no-warmup", *model_flags(model_dir)],
                   logs / log_name, MODEL_NAME)
+
+
+def model_flags(model_dir: str) -> list[str]:
+    """What the model's folder asks of our server: a checkpoint not trained on the stage
+    format (`python -m tinycot architectures` writes `"stage_mode": "prompted"` in
+    cot_server_model.json, as for any general VLM) is served in prompted mode."""
+    marker = Path(model_dir) / "cot_server_model.json"
+    mode = json.loads(marker.read_text()).get("stage_mode") if marker.exists() else None
+    return ["--stage-mode", mode] if mode else []
 
 
 def measure_cold_start(model_dir: str, plan: Plan, logs: Path) -> dict[str, Any]:

@@ -38,3 +38,13 @@ def test_compared_loads_take_turns():
     assert order == ["a", "b"] * 3
     assert result["a"]["runs"] == result["b"]["runs"] == 3
     assert (result["a"]["p50"], result["b"]["p50"]) == (1.0, 2.0)
+
+
+def test_a_model_folder_marked_prompted_is_served_in_prompted_mode(tmp_path):
+    from bench.run import model_flags
+
+    assert model_flags(str(tmp_path)) == []  # a plain checkpoint: the server's default
+    (tmp_path / "cot_server_model.json").write_text('{"stage_mode": "prompted", "seed": 1}')
+    assert model_flags(str(tmp_path)) == ["--stage-mode", "prompted"]
+    (tmp_path / "cot_server_model.json").write_text('{"stage_mode": "native"}')
+    assert model_flags(str(tmp_path)) == ["--stage-mode", "native"]

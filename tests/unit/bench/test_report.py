@@ -83,3 +83,9 @@ def test_beam_8_and_peak_memory_rows_are_ratios_without_targets():
     assert rows["7. peak memory beam 8 / upstream vLLM, concurrency 32"][0] == "2.00"
     plain = [r for r in ratios(RESULTS) if r.startswith("| 7.") or "beam 8" in r]
     assert plain == []  # a run without them renders as before
+
+
+def test_the_report_says_whether_it_ran_on_a_gpu():
+    assert "No GPU run" in render(RESULTS, "x")
+    on_gpu = render({**RESULTS, "device": "GPU (NVIDIA H100 80GB HBM3)"}, "x")
+    assert "No GPU run" not in on_gpu and "vLLM on GPU (NVIDIA H100 80GB HBM3)" in on_gpu
