@@ -89,6 +89,8 @@ def create_app(settings: Settings, engine_factory: EngineFactory | None = None,
         loader = asyncio.create_task(_load_and_watch(state, engine_factory or _start_vllm))
         yield
         loader.cancel()
+        # decided before the shutdown, after which any engine looks dead (vLLM's `errored`)
+        state.exit_status = 1 if state.engine_dead else 0
         if state.engine is not None:
             await state.engine.shutdown()
         await asyncio.to_thread(state.tracing.shutdown)

@@ -134,7 +134,10 @@ class DrainingServer:
 
     def run(self) -> int:
         self.server.run()
-        return 1 if server_state(self.app).engine_dead else 0
+        state = server_state(self.app)
+        if state.exit_status is not None:  # the lifespan ran to its end
+            return state.exit_status
+        return 1 if state.engine_dead else 0
 
 
 def serve(args: argparse.Namespace) -> int:

@@ -80,6 +80,7 @@ class ServerState:
     engine: Any = None  # the engine adapter, once loaded
     chat: ChatService | None = None  # the chat service, once the engine is loaded
     ignored_fields: set[str] = field(default_factory=set)  # request fields already logged
+    exit_status: int | None = None  # the process's, decided as the lifespan shuts down
 
     @property
     def engine_dead(self) -> bool:

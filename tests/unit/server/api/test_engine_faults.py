@@ -167,3 +167,20 @@ async def test_fail_asks_for_the_exit_at_once_or_after_the_grace_period():
     assert lifecycle.failed and not later.is_set()  # a timer, not a call
     async with asyncio.timeout(HANG_GUARD):
         await later.wait()
+
+
+async def test_a_clean_shutdown_exits_0_though_the_engine_looks_dead_after_it():
+    """vLLM's engine reports itself errored once it is shut down: the exit status is decided
+    before that (FAKE engine that turns dead in its shutdown)."""
+    class DeadAfterShutdown(KillableFake):
+        async def shutdown(self) -> None:
+            self.dead = True
+
+    engine = DeadAfterShutdown()
+    async with served(engine, grace=3600) as (client, state, _):
+        assert (await client.post(URL, json=BODY)).status_code == 200
+    assert engine.dead and state.exit_status == 0
+    killed = KillableFake()
+    async with served(killed, grace=3600) as (_, state, _):
+        killed.kill()
+    assert state.exit_status == 1
