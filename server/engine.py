@@ -110,6 +110,27 @@ def _prepare_environment(settings: Settings) -> None:
         os.environ["VLLM_CPU_KVCACHE_SPACE"] = str(settings.cpu_kv_cache_gib)
 
 
+ENGINE_CORE_PROCESS = "VLLM::EngineCore"  # the process title vLLM gives its engine core
+
+
+def _lower_priority(name: str, nice: int) -> None:
+    """Raise the niceness of this server's child processes called `name` to `nice`. On the CPU,
+    vLLM's engine core spins (sched_yield) while its worker computes a step; at equal priority
+    it takes half a core from this process, whose health answers and disconnect checks then
+    wait seconds on a 2-core machine during a long decode."""
+    if nice <= 0:
+        return
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name() == name and child.nice() < nice:
+                child.nice(nice)
+                log.info("%s (pid %d) runs at niceness %d", name, child.pid, nice)
+        except psutil.Error:  # gone, or not ours to change: leave it as it is
+            log.debug("could not lower the priority of pid %d", child.pid, exc_info=True)
+
+
 class VllmEngine:
     """Owns one vLLM AsyncLLM. Start with `await VllmEngine.start(settings)`."""
 
@@ -144,6 +165,8 @@ class VllmEngine:
         model_config = llm.model_config
         if inspect.isawaitable(model_config):
             model_config = await model_config
+        if on_cpu:
+            _lower_priority(ENGINE_CORE_PROCESS, settings.cpu_engine_core_nice)
         return cls(llm, tokenizer, template, model_config.max_model_len, on_cpu)
 
     # ----------------------------------------------------------------------- chat template

@@ -4,9 +4,11 @@ among its served names: the flags reach the engine, and a request naming the ali
 import signal
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import start_server
+from tests.e2e.waiting import engine_core
 
 pytestmark = pytest.mark.e2e
 URL = "/v1/chat/completions"
@@ -39,6 +41,15 @@ def test_the_engine_runs_with_the_flags_given_and_the_cpu_defaults(flagged_serve
     info = cache_config(flagged_server)
     assert 'cache_dtype="auto"' in info
     assert 'block_size="32"' in info and 'enable_prefix_caching="True"' in info
+
+
+def test_the_engine_core_runs_below_the_api_process_on_the_cpu(server):
+    """vLLM's engine core busy-waits on its worker; niced (--cpu-engine-core-nice, default 10)
+    it cannot starve the process that answers health probes and notices clients leaving."""
+    core, api = engine_core(server), psutil.Process(server.process.pid)
+    assert core.nice() == max(10, api.nice())  # started as nice as the API process (inherited)
+    if api.nice() < 10:
+        assert f"VLLM::EngineCore (pid {core.pid}) runs at niceness 10" in server.log()
 
 
 def test_a_request_naming_an_alias_is_served_and_answered_with_the_first_name(
