@@ -8,14 +8,14 @@ whole file. Also each configuration's `Summary`, with a 95 % Wilson interval.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
+
+from evaluation.jsonlines import JsonLines
 
 Key = tuple[str, int]  # (configuration, question index)
 
@@ -61,39 +61,22 @@ class Answer:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-class AnswerLog:
+class AnswerLog(JsonLines):
     """The append-only answers file."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
     def read(self) -> list[Answer]:
-        """Every answer in the file, in the order written. A line that does not parse (the last
-        one, cut off by a crash mid-write) is skipped with a warning."""
-        if not self.path.exists():
-            return []
-        answers, bad = [], 0
-        for line in self.path.read_text().splitlines():
-            if not line.strip():
-                continue
+        """Every answer in the file, in the order written (unreadable lines skipped)."""
+        answers = []
+        for record in self.read_records():
             try:
-                answers.append(Answer.from_dict(json.loads(line)))
-            except (ValueError, TypeError):
-                bad += 1
-        if bad:
-            print(f"warning: skipped {bad} unreadable line(s) of {self.path}", file=sys.stderr)
+                answers.append(Answer.from_dict(record))
+            except TypeError:
+                print(f"warning: skipped a record of {self.path} that is not an answer",
+                      file=sys.stderr)
         return answers
 
     def append(self, answer: Answer) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a+b") as f:
-            f.seek(0, 2)
-            if f.tell():  # a line cut off by a crash must not swallow this one
-                f.seek(-1, 2)
-                if f.read(1) != b"\n":
-                    f.write(b"\n")
-            f.write(json.dumps(asdict(answer), separators=(",", ":")).encode() + b"\n")
-            f.flush()
+        self.append_record(asdict(answer))
 
 
 def latest(answers: list[Answer]) -> dict[Key, Answer]:

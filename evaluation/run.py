@@ -68,7 +68,6 @@ import asyncio
 import hashlib
 import json
 import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -79,15 +78,14 @@ import httpx
 
 from evaluation.analysis import Results, analyse
 from evaluation.configs import BEST_OF_N, DEFAULT_CONFIGS, Config, select
+from evaluation.http import backoff, post_with_retries
 from evaluation.records import Answer, AnswerLog, done
 from evaluation.report import RunInfo, as_json, configs_option, keep_notes, markdown, plot
 from evaluation.scoring import trace_facts
 from evaluation.targets import targets
 
 SPLITS = {"test": "held-out", "validation": "validation"}  # --split -> tinycot.task's split name
-RETRY_STATUSES = (429, 503)
 SEED_LIMIT = 2**63
-MAX_BACKOFF_S = 30.0
 
 
 def request_seed(seed: int, split: str, index: int) -> int:
@@ -124,16 +122,6 @@ def request_body(model: str, question: str, url: str, config: Config, seed: int
             "messages": [{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": url}},
                 {"type": "text", "text": question}]}]}
-
-
-def backoff(attempt: int, retry_after: str | None = None) -> float:
-    """Seconds to wait before retry `attempt` (1, 2, ...): 1, 2, 4, ... capped, or the server's
-    Retry-After when it asks for longer."""
-    wait = min(MAX_BACKOFF_S, 2.0 ** (attempt - 1))
-    try:
-        return max(wait, min(MAX_BACKOFF_S, float(retry_after))) if retry_after else wait
-    except ValueError:
-        return wait
 
 
 def read_answer(base: Answer, data: dict[str, Any], reference: dict[str, str],
@@ -174,41 +162,16 @@ class Asker:
         args = self.args
         seed = request_seed(args.seed, args.split, index)
         body = request_body(args.model, example.question, url, config, seed)
-        attempt = 0
-        payload: httpx.Response | None = None
-        while True:
-            attempt += 1
-            answer = Answer(config.name, index, example.question, example.conclusion, None,
-                            False, 0, 0.0, attempts=attempt, split=args.split, model=args.model,
-                            seed=seed, run=self.run_id, concurrency=args.concurrency,
-                            started=round(time.time(), 4))
-            clock = time.monotonic()
-            retry_after = None
+        posted = await post_with_retries(self.client, "/v1/chat/completions", body, args.retries,
+                                         self.sleep, backoff)
+        answer = Answer(config.name, index, example.question, example.conclusion, None, False,
+                        posted.status, posted.latency_s, error=posted.error,
+                        attempts=posted.attempts, split=args.split, model=args.model, seed=seed,
+                        run=self.run_id, concurrency=args.concurrency, started=posted.started,
+                        finished=posted.finished)
+        if posted.response is not None:
             try:
-                response = await self.client.post("/v1/chat/completions", json=body)
-            except httpx.TimeoutException as exc:
-                answer.error = f"{type(exc).__name__}: no answer within {args.timeout:g} s"
-                retryable = isinstance(exc, httpx.ConnectTimeout)
-            except httpx.TransportError as exc:  # connection refused / reset, broken protocol
-                answer.error = f"{type(exc).__name__}: {exc}"[:300]
-                retryable = True
-            else:
-                answer.status = response.status_code
-                retryable = response.status_code in RETRY_STATUSES
-                retry_after = response.headers.get("retry-after")
-                if response.status_code == 200:
-                    payload = response
-                else:
-                    answer.error = response.text[:300]
-            answer.latency_s = round(time.monotonic() - clock, 4)
-            answer.finished = round(time.time(), 4)
-            if retryable and attempt <= args.retries:
-                await self.sleep(backoff(attempt, retry_after))
-                continue
-            break
-        if payload is not None:
-            try:
-                read_answer(answer, payload.json(), dict(example.stages), config)
+                read_answer(answer, posted.response.json(), dict(example.stages), config)
             except (ValueError, KeyError, IndexError, TypeError) as exc:
                 answer.status, answer.answer, answer.correct = 0, None, False
                 answer.error = f"unreadable 200 response: {exc!r}"[:300]

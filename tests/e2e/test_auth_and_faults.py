@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,14 @@ def test_a_client_hanging_up_cannot_kill_the_server(guarded):
 class Call(threading.Thread):
     """One chat completion in a thread of its own, JSON or streamed: its status, its `data:`
     lines (a stream's), its JSON body (otherwise), and events for its response headers and
-    its first data line."""
+    its first data line; `on_first_data` runs in this thread as soon as that line is read."""
 
-    def __init__(self, base_url: str, body: dict[str, Any]) -> None:
+    def __init__(self, base_url: str, body: dict[str, Any],
+                 on_first_data: Callable[[], None] | None = None) -> None:
         super().__init__(daemon=True)
         self.url = f"{base_url}{URL}"
         self.body = body
+        self.on_first_data = on_first_data
         self.status: int | None = None
         self.headers: dict[str, str] = {}
         self.lines: list[str] = []
@@ -112,6 +115,8 @@ class Call(threading.Thread):
                 for line in response.iter_lines():
                     if line.startswith("data:"):
                         self.lines.append(line)
+                        if not self.first_data.is_set() and self.on_first_data:
+                            self.on_first_data()
                         self.first_data.set()
         except Exception as exc:  # recorded: the test says what happened
             self.failure = exc
@@ -146,21 +151,36 @@ def assert_failed_stream(call: Call) -> list[str]:
     return before
 
 
+LONG = {"stage_max_tokens": 400, "min_tokens": 400}  # seconds of forced tokens
+
+
+def begin_paused_stream(server: Any, core: Any, chat_body: dict[str, Any]) -> Call:
+    """A long streamed answer that has begun, with the engine paused under it: the pause comes
+    the moment the stream's first line is read, in the reading thread. Should this machine
+    starve the test long enough for the whole answer to be generated first (the server then
+    runs nothing), the engine is resumed and it is tried again."""
+    for _ in range(3):
+        begun = Call(server.base_url, {**chat_body, **LONG, "stream": True,
+                                       "return_trace": True}, on_first_data=core.suspend)
+        begun.start()
+        assert begun.first_data.wait(HANG_GUARD) and begun.lines, begun.finished()
+        if server.counter("cot_server_requests_running") == 1:
+            return begun
+        core.resume()
+        begun.finished()
+    pytest.fail("the long answer ended before the engine could be paused, three times")
+
+
 def test_a_dead_engine_fails_every_request_in_flight_then_answers_503_until_it_exits(
         tmp_path, chat_body):
     server = start_server(tmp_path / "server.log", "--max-concurrent-requests", "4",
                           "--engine-dead-grace", "3600")  # it exits on SIGTERM, at the end
     base = server.base_url
     try:
-        long = {"stage_max_tokens": 400, "min_tokens": 400}  # seconds of forced tokens
-        begun = Call(base, {**chat_body, **long, "stream": True, "return_trace": True})
-        begun.start()
-        assert begun.first_data.wait(HANG_GUARD) and begun.lines and begun.is_alive(), \
-            begun.finished()
         core = engine_core(server)
-        core.suspend()  # from here on every engine call waits, however fast it would be
+        begun = begin_paused_stream(server, core, chat_body)
         running = [Call(base, {**chat_body, "stage_max_tokens": 400}),  # width 1: one call
-                   Call(base, {**chat_body, **long, "beam_width": 4}),
+                   Call(base, {**chat_body, **LONG, "beam_width": 4}),
                    Call(base, {**chat_body, "stream": True})]  # admitted, nothing decoded
         for call in running:
             call.start()

@@ -10,7 +10,7 @@ import pytest
 from evaluation import run
 from evaluation.records import AnswerLog
 from evaluation.report import NOTES_MARKER
-from evaluation.run import backoff, examples_for, main, paths_for, request_seed
+from evaluation.run import examples_for, main, paths_for, request_seed
 from tests.unit.evaluation.fakes import FakeServer
 
 CONFIGS = "greedy,stage-verify-2,bon-vote-2"
@@ -137,14 +137,12 @@ def test_report_only_asks_nothing(tmp_path: Path):
         evaluate(tmp_path / "none.md", refuse, "--report-only")
 
 
-def test_paths_and_backoff():
+def test_paths():
     out = Path("docs/evaluation.md")
     assert paths_for(out, "test").answers == Path("docs/evaluation.test.answers.jsonl")
     assert paths_for(out, "validation").report == Path("docs/evaluation.validation.md")
     assert paths_for(out, "validation").figures == Path("docs/evaluation.validation.json")
     assert paths_for(out, "test", "a.jsonl").answers == Path("a.jsonl")
-    assert [backoff(i) for i in (1, 2, 3, 9)] == [1.0, 2.0, 4.0, 30.0]
-    assert backoff(1, "5") == 5.0 and backoff(3, "1") == 4.0 and backoff(1, "soon") == 1.0
 
 
 def test_unknown_configurations_are_refused(capsys):

@@ -1,0 +1,3 @@
+from evaluation.compare.run import main
+
+main()
