@@ -8,7 +8,7 @@ MODEL_NAME ?= tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test test-architectures lint tiny-model clean bench soak eval
+.PHONY: serve test test-architectures lint tiny-model clean bench soak eval compare-direct
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +62,13 @@ bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 # EVAL_ARGS="--configs 'stage-*-4'" for a subset; `python -m evaluation --help` for the rest.
 eval: $(VENV)/.installed-dev
 	$(BIN)/python -m evaluation --base-url http://$(HOST):$(PORT) --model $(MODEL_NAME) $(EVAL_ARGS)
+
+# Staged answers against the same model answering directly (upstream vLLM's server, the answer
+# prefilled with <CONCLUSION>), on 500 held-out shape questions: docs/comparison/ (report.html
+# side by side). Starts both servers itself; resumable. `python -m evaluation.compare --help`
+# compares any two endpoints on any dataset.
+compare-direct: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
+	$(BIN)/python -m evaluation.compare.direct --model-dir $(MODEL_DIR) $(COMPARE_ARGS)
 
 soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

@@ -15,7 +15,6 @@ from evaluation.configs import BEST_OF_N, DEFAULT_CONFIGS, GREEDY, SELECTORS, ST
 from evaluation.scoring import STAGE_ORDER, Tally
 from evaluation.targets import MET, MISSED, Target
 
-NOTES_MARKER = "<!-- notes: kept when the report is regenerated -->"
 METHODS = ("agree", "vote", "verify", "only")  # how `auto` settles a stage
 
 
@@ -271,12 +270,3 @@ def plot(results: Results, path: Path, title: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
-
-
-def keep_notes(out: Path) -> str:
-    """The hand-written notes of the report at `out` (from the marker on), or a fresh marker."""
-    if out.exists():
-        text = out.read_text()
-        if NOTES_MARKER in text:
-            return text[text.index(NOTES_MARKER):]
-    return NOTES_MARKER + "\n"

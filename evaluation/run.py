@@ -79,8 +79,9 @@ import httpx
 from evaluation.analysis import Results, analyse
 from evaluation.configs import BEST_OF_N, DEFAULT_CONFIGS, Config, select
 from evaluation.http import backoff, post_with_retries
+from evaluation.notes import keep_notes
 from evaluation.records import Answer, AnswerLog, done
-from evaluation.report import RunInfo, as_json, configs_option, keep_notes, markdown, plot
+from evaluation.report import RunInfo, as_json, configs_option, markdown, plot
 from evaluation.scoring import trace_facts
 from evaluation.targets import targets
 

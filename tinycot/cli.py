@@ -21,6 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="Copy the shipped trained model (package data, "
                                   "about 5 MB) into DIRECTORY.")
     install.add_argument("directory", nargs="?", default=DEFAULT_DIR)
+    install.add_argument("--direct", action="store_true",
+                         help="the direct-answer baseline instead (the same architecture "
+                              "trained to answer without stages)")
     random = commands.add_parser("build-random", help="Build the same kind of model untrained.",
                                  description="Build, deterministically and in seconds, an "
                                  "untrained tiny model (random weights): shows the plumbing.")
@@ -57,7 +60,10 @@ def main(argv: list[str] | None = None) -> None:
         for path in build_families(args.directory, args.only):
             print(path)
         return
-    from tinycot.model import build_random_model, install_trained_model
+    from tinycot.model import DIRECT_MODEL, build_random_model, install_trained_model
 
-    write = build_random_model if args.command == "build-random" else install_trained_model
-    print(write(args.directory))
+    if args.command == "build-random":
+        print(build_random_model(args.directory))
+    else:
+        print(install_trained_model(args.directory, DIRECT_MODEL) if args.direct
+              else install_trained_model(args.directory))

@@ -114,10 +114,13 @@ def conversation(example: Example) -> Conversation:
     return Conversation((message,), (example.image,))
 
 
-def answer_example(example: Example, render: Callable[..., str], eos: str) -> TextExample:
+def answer_example(example: Example, render: Callable[..., str], eos: str,
+                   direct: bool = False) -> TextExample:
+    """The staged answer to the example's question; `direct`: the answer alone (the CONCLUSION's
+    text, no stages), for a model trained to answer directly (the comparison's baseline)."""
     prompt = PromptBuilder(render, LLAVA_COT).base(conversation(example))
-    return TextExample(prompt, example.answer_text + eos, example.image,
-                       cell_classes(example.scene))
+    target = example.conclusion if direct else example.answer_text
+    return TextExample(prompt, target + eos, example.image, cell_classes(example.scene))
 
 
 def _wrong_stages(example: Example, rng: random.Random, subtle: bool

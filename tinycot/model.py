@@ -17,6 +17,9 @@ from server.search.schema import SCHEMAS
 
 SEED = 1234
 TRAINED_MODEL = "data/tiny-cot-trained"  # package data of `tinycot`
+# The same architecture trained to answer directly (no stages): the comparison's baseline
+# (`python -m tinycot.train --direct`, docs/comparison/report.md)
+DIRECT_MODEL = "data/tiny-direct-trained"
 VOCAB_SIZE = 1024
 IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<global-img>", "<end_of_utterance>"]
 GRID_TOKENS = [f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]
@@ -75,11 +78,12 @@ def build_tokenizer(out: Path, lines: list[str] | None = None) -> Any:
     return fast
 
 
-def install_trained_model(out_dir: str | Path) -> Path:
-    """Copy the shipped trained tiny model to `out_dir` (created if missing); return its path."""
+def install_trained_model(out_dir: str | Path, shipped: str = TRAINED_MODEL) -> Path:
+    """Copy a shipped trained tiny model (the default: the staged one) to `out_dir` (created if
+    missing); return its path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for item in resources.files("tinycot").joinpath(TRAINED_MODEL).iterdir():
+    for item in resources.files("tinycot").joinpath(shipped).iterdir():
         if item.is_file():
             (out / item.name).write_bytes(item.read_bytes())
     return out

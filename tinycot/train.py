@@ -27,6 +27,7 @@ and `training_curve.json` (loss per step, and a held-out check: see `tinycot.che
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
@@ -155,12 +156,15 @@ class Mix:
 
 class Batches:
     """An endless, seeded stream of batches: answer, judge and verify batches. Given the same
-    seed and the same on-policy records, the same stream."""
+    seed and the same on-policy records, the same stream. `direct`: answer batches only, each
+    the answer alone (a model that answers without stages)."""
 
-    def __init__(self, processor: Any, seed: int, batch: int = BATCH,
-                 onpolicy: Any = None, mix: Mix | None = None) -> None:
+    def __init__(self, processor: Any, seed: int | str, batch: int = BATCH,
+                 onpolicy: Any = None, mix: Mix | None = None, direct: bool = False) -> None:
         from tinycot.examples import chat_renderer
 
+        self.seed = seed
+        self.direct = direct
         self.processor = processor
         self.render = chat_renderer(processor.tokenizer)
         self.data_rng = random.Random(f"train:{seed}")
@@ -174,7 +178,7 @@ class Batches:
 
     def kind(self, progress: float) -> str:
         draw = self.kind_rng.random()
-        if progress < self.mix.answer_only_until:
+        if self.direct or progress < self.mix.answer_only_until:
             return "answer"
         if draw < self.mix.verify:
             return "verify"
@@ -194,10 +198,12 @@ class Batches:
         return verify_example(make_example(self.data_rng), rng, self.render, tag, right)
 
     def next(self, progress: float) -> tuple[str, dict[str, Any]]:
+        return self.build(self.kind(progress))
+
+    def build(self, kind: str) -> tuple[str, dict[str, Any]]:
         from tinycot.examples import answer_example, collate, encode, judge_example
         from tinycot.task import make_example
 
-        kind = self.kind(progress)
         items = []
         for _ in range(self.batch):
             if kind == "verify":
@@ -205,9 +211,62 @@ class Batches:
             elif kind == "judge":
                 item = judge_example(make_example(self.data_rng), self.judge_rng, self.render)
             else:
-                item = answer_example(make_example(self.data_rng), self.render, EOS)
+                item = answer_example(make_example(self.data_rng), self.render, EOS,
+                                      self.direct)
             items.append(encode(self.processor, item))
         return kind, collate(items, self.pad_id)
+
+
+class ParallelBatches:
+    """The batches of a whole run built ahead in worker processes (data generation, not the
+    model, bounds a step on a GPU): the kinds follow the run's step-based progress, and batch
+    `step` is built from its own seed (`<seed>:<step>`), so the stream depends on the seed and
+    the step count, not on how many workers build it or how fast."""
+
+    def __init__(self, batches: Batches, steps: int, workers: int) -> None:
+        import multiprocessing
+
+        self.kinds = iter(enumerate([batches.kind(step / steps) for step in range(steps)]))
+        # spawned, not forked: a fork copies whatever locks another thread of this process
+        # holds (torch's, a logger's) and can hang the worker; they only render and tokenise
+        self.pool = multiprocessing.get_context("spawn").Pool(
+            workers, initializer=_start_worker,
+            initargs=(batches.processor, batches.seed, batches.batch, batches.onpolicy,
+                      batches.mix, batches.direct))
+        # a bounded window ahead: unbounded, the workers outrun the model and fill the memory
+        self.ahead: collections.deque[Any] = collections.deque()
+        for _ in range(4 * workers):
+            self._submit()
+
+    def _submit(self) -> None:
+        step_kind = next(self.kinds, None)
+        if step_kind is not None:
+            self.ahead.append(self.pool.apply_async(_build, (step_kind,)))
+
+    def next(self, progress: float) -> tuple[str, dict[str, Any]]:
+        result = self.ahead.popleft().get()
+        self._submit()
+        return result
+
+    def close(self) -> None:
+        self.pool.terminate()
+
+
+_WORKER: dict[str, tuple[Any, ...]] = {}  # in a worker of ParallelBatches: Batches' arguments
+
+
+def _start_worker(processor: Any, seed: int | str, batch: int, onpolicy: Any, mix: Mix,
+                  direct: bool) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER["args"] = (processor, seed, batch, onpolicy, mix, direct)
+
+
+def _build(step_kind: tuple[int, str]) -> tuple[str, dict[str, Any]]:
+    step, kind = step_kind
+    processor, seed, batch, onpolicy, mix, direct = _WORKER["args"]
+    return Batches(processor, f"{seed}:{step}", batch, onpolicy, mix, direct).build(kind)
 
 
 def learning_rate(step: int, progress: float, peak: float = PEAK_LR) -> float:
@@ -217,13 +276,16 @@ def learning_rate(step: int, progress: float, peak: float = PEAK_LR) -> float:
     return peak * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * cosine)
 
 
-def train(model: Any, batches: Batches, minutes: float, steps: int,
-          log_every: int = 10, peak_lr: float = PEAK_LR) -> list[dict[str, Any]]:
+def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps: int,
+          log_every: int = 10, peak_lr: float = PEAK_LR, device: str = "cpu"
+          ) -> list[dict[str, Any]]:
     import torch
 
     from tinycot.probes import ErrorProbe, PerceptionProbe
 
     probe, errors_probe = PerceptionProbe(model), ErrorProbe(model)
+    for module in (model, probe.head, errors_probe.head):
+        module.to(device)
     optimizer = torch.optim.AdamW(
         [*model.parameters(), *probe.head.parameters(), *errors_probe.head.parameters()],
         lr=peak_lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -240,6 +302,7 @@ def train(model: Any, batches: Batches, minutes: float, steps: int,
         for group in optimizer.param_groups:
             group["lr"] = lr
         kind, batch = batches.next(progress)
+        batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         cells, errors = batch.pop("cells"), batch.pop("errors")
         loss = model(**batch).loss
         seen, noticed = probe.loss(cells), errors_probe.loss(errors)
@@ -259,7 +322,7 @@ def train(model: Any, batches: Batches, minutes: float, steps: int,
                   f"verify {_mean(recent, 'loss', 'verify')}  "
                   f"perception {_mean(recent, 'perception_loss')}  "
                   f"errors {_mean(recent, 'error_loss', 'judge', 'verify')}", flush=True)
-    model.eval()
+    model.eval().to("cpu")
     return curve
 
 
@@ -302,6 +365,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer-only-until", type=float, default=JUDGE_START,
                         help="share of the run with answer batches only")
     parser.add_argument("--peak-lr", type=float, default=PEAK_LR)
+    parser.add_argument("--direct", action="store_true",
+                        help="train a model that answers directly (the answer alone, no "
+                             "stages, no judge or verify batches): the comparison's baseline")
+    parser.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="build batches in this many worker processes (for a GPU, where "
+                             "data generation bounds a step); the stream is then seeded per "
+                             "step (default: %(default)s: in this process)")
     parser.add_argument("--onpolicy", action="append", default=[], metavar="FILE.jsonl",
                         help="candidates the model sampled (python -m tinycot.onpolicy), for "
                         "verify examples; may be given more than once")
@@ -338,8 +409,14 @@ def main(argv: list[str] | None = None) -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"{params / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}", flush=True)
     mix = Mix(args.verify_share, args.judge_share, args.answer_only_until)
-    curve = train(model, Batches(processor, args.seed, onpolicy=pool, mix=mix), args.minutes,
-                  args.steps, peak_lr=args.peak_lr)
+    batches = Batches(processor, args.seed, onpolicy=pool, mix=mix, direct=args.direct)
+    stream = ParallelBatches(batches, args.steps, args.workers) if args.workers else batches
+    try:
+        curve = train(model, stream, args.minutes, args.steps, peak_lr=args.peak_lr,
+                      device=args.device)
+    finally:
+        if isinstance(stream, ParallelBatches):
+            stream.close()
 
     model.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
@@ -350,6 +427,8 @@ def main(argv: list[str] | None = None) -> None:
                               "shares": {**asdict(mix),
                                          "onpolicy": ONPOLICY_SHARE if pool else 0.0},
                               "init": args.init, "peak_lr": args.peak_lr,
+                              "direct": args.direct, "device": args.device,
+                              "workers": args.workers,
                               "onpolicy": {"files": args.onpolicy,
                                            "candidates": pool.counts() if pool else {}},
                               "curve": curve}
@@ -361,7 +440,8 @@ def main(argv: list[str] | None = None) -> None:
         record["check"] = check(model, processor, args.check)
         (out / CURVE_FILE).write_text(json.dumps(record, indent=1))
     (out / "cot_server_model.json").write_text(json.dumps(
-        {"built_by": "python -m tinycot.train", "seed": args.seed, "stage_mode": "native"}))
+        {"built_by": "python -m tinycot.train", "seed": args.seed, "stage_mode": "native",
+         **({"answers": "direct: the answer alone, no stages"} if args.direct else {})}))
     print(json.dumps({k: v for k, v in record.items() if k != "curve"}, indent=1))
 
 

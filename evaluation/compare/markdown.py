@@ -4,6 +4,7 @@ and latency, and for two systems the paired outcomes with the exact McNemar test
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from evaluation.compare.summary import Comparison
@@ -17,7 +18,7 @@ def render(result: Comparison, title: str, command: str,
         extra = "".join(f", {key} `{setting[key]}`" for key in ("system_prompt", "prefill")
                         if setting.get(key))
         lines.append(f"- **{name}**: `{setting.get('model')}` at {setting.get('base_url')}, "
-                     f"request fields `{setting.get('fields') or {}}`{extra}")
+                     f"request fields `{json.dumps(setting.get('fields') or {})}`{extra}")
     lines += ["", "## Accuracy", "",
               "| system | right | accuracy | 95 % interval | errors | undecided | generated "
               "tokens / q | latency s (mean) |",

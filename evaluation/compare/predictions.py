@@ -34,9 +34,14 @@ class System:
 
     @property
     def settings(self) -> dict[str, Any]:
-        """What makes two runs of the system the same (the key is left out)."""
-        return {"base_url": self.base_url, "model": self.model, "fields": self.fields,
-                "system_prompt": self.system_prompt, "prefill": self.prefill}
+        """What each prediction records of the system (the key is left out)."""
+        return {"base_url": self.base_url, **identity(self.__dict__)}
+
+
+def identity(settings: dict[str, Any]) -> dict[str, Any]:
+    """What makes two runs of a system the same: the model and how it is asked (not where it
+    is served: a server restarted on another port answers the same)."""
+    return {key: settings.get(key) for key in ("model", "fields", "system_prompt", "prefill")}
 
 
 @dataclass

@@ -42,7 +42,13 @@ import httpx
 
 from evaluation.compare import datasets, html, markdown
 from evaluation.compare.datasets import DatasetError, Item
-from evaluation.compare.predictions import Prediction, PredictionLog, System, read_response
+from evaluation.compare.predictions import (
+    Prediction,
+    PredictionLog,
+    System,
+    identity,
+    read_response,
+)
 from evaluation.compare.scorers import (
     SCORERS,
     Verdict,
@@ -53,6 +59,7 @@ from evaluation.compare.scorers import (
 )
 from evaluation.compare.summary import Comparison, compare
 from evaluation.http import backoff, post_with_retries
+from evaluation.notes import keep_notes
 
 CHAT = "/v1/chat/completions"
 SEED_LIMIT = 2**63
@@ -171,10 +178,10 @@ def check_file(previous: list[Prediction], items: list[Item], systems: list[Syst
                path: Path) -> None:
     """Refuse to mix predictions of other settings or other questions into the file."""
     by_id = {i.id: i for i in items}
-    settings = {s.name: s.settings for s in systems}
+    settings = {s.name: identity(s.settings) for s in systems}
     for p in previous:
         item = by_id.get(p.id)
-        if p.system in settings and p.settings != settings[p.system]:
+        if p.system in settings and identity(p.settings) != settings[p.system]:
             raise SystemExit(
                 f"{path} holds answers of system {p.system!r} with other settings "
                 f"({json.dumps(p.settings)}); use the same settings, another --out, or another "
@@ -246,8 +253,9 @@ def write_outputs(args: argparse.Namespace, items: list[Item], systems: list[Sys
     title = " vs ".join(s.name for s in systems) + f" on {Path(args.dataset).name}"
     (out / "report.html").write_text(html.render(result, title, about, settings),
                                      encoding="utf-8")
-    (out / "report.md").write_text(markdown.render(result, title, reproduce(args), settings),
-                                   encoding="utf-8")
+    report = out / "report.md"
+    report.write_text(markdown.render(result, title, reproduce(args), settings) + "\n"
+                      + keep_notes(report), encoding="utf-8")
     figures = {"about": about, "systems": settings,
                "summaries": [asdict(s) for s in result.summaries],
                "paired": None if result.paired is None else {

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.report import NOTES_MARKER
+from evaluation.notes import NOTES_MARKER
 from evaluation.run import main
 from loadtest.servers import ServerProcess
 

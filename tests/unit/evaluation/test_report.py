@@ -5,14 +5,8 @@ from pathlib import Path
 
 from evaluation.analysis import analyse
 from evaluation.configs import DEFAULT_CONFIGS
-from evaluation.report import (
-    NOTES_MARKER,
-    RunInfo,
-    configs_option,
-    keep_notes,
-    markdown,
-    reproduce_command,
-)
+from evaluation.notes import NOTES_MARKER, keep_notes
+from evaluation.report import RunInfo, configs_option, markdown, reproduce_command
 from evaluation.targets import targets
 from tests.unit.evaluation.fakes import answer, answers
 

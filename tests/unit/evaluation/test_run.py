@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from evaluation import run
+from evaluation.notes import NOTES_MARKER
 from evaluation.records import AnswerLog
-from evaluation.report import NOTES_MARKER
 from evaluation.run import examples_for, main, paths_for, request_seed
 from tests.unit.evaluation.fakes import FakeServer
 

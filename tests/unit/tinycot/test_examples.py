@@ -161,3 +161,42 @@ def test_batches_mix_answers_then_verify_and_judge_by_the_shares():
     shares = Counter(first[200:])
     assert abs(shares["verify"] / 4000 - train.VERIFY_SHARE) < 0.03
     assert abs(shares["judge"] / 4000 - train.JUDGE_SHARE) < 0.03
+
+
+def test_direct_batches_are_answers_alone():
+    from tinycot import train
+    from tinycot.examples import answer_example
+    from tinycot.task import dataset
+
+    tokenizer = SimpleNamespace(convert_tokens_to_ids=lambda t: 1, apply_chat_template=None)
+    direct = train.Batches(SimpleNamespace(tokenizer=tokenizer), seed=0, direct=True)
+    assert {direct.kind(p) for p in (0.0, 0.5, 0.99) for _ in range(50)} == {"answer"}
+    example = dataset(0, 1)[0]
+    staged = answer_example(example, lambda *a, **k: "prompt", "<eos>")
+    alone = answer_example(example, lambda *a, **k: "prompt", "<eos>", direct=True)
+    assert alone.target == example.conclusion + "<eos>" and alone.prompt == staged.prompt
+    assert staged.target == example.answer_text + "<eos>"
+
+
+def test_parallel_batches_do_not_depend_on_the_number_of_workers(tiny_model_dir):
+    """Batch `step` is built from its own seed, in whichever worker."""
+    from transformers import AutoProcessor
+
+    from tinycot import train
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    streams = []
+    for workers in (1, 2):
+        parallel = train.ParallelBatches(train.Batches(processor, seed=3, batch=2), 4, workers)
+        try:
+            streams.append([parallel.next(0.0) for _ in range(4)])
+        finally:
+            parallel.close()
+    def same(x, y) -> bool:
+        return x.shape == y.shape and bool((x == y).all())
+
+    for (kind_a, a), (kind_b, b) in zip(*streams, strict=True):
+        assert kind_a == kind_b and a.keys() == b.keys()
+        assert all(same(a[key], b[key]) for key in a)
+    first, second = streams[0][0][1], streams[0][1][1]
+    assert not same(first["input_ids"], second["input_ids"])  # each step has its own examples

@@ -50,3 +50,14 @@ def test_the_training_tokenizer_makes_the_judge_and_verify_options_single_tokens
         assert len(tokenizer.encode(option, add_special_tokens=False)) == 1, option
     for tag in TAG_TOKENS[:8]:
         assert len(tokenizer.encode(tag, add_special_tokens=False)) == 1, tag
+
+
+def test_the_direct_answer_baseline_is_shipped_and_installed_apart(tmp_path):
+    from tinycot.model import DIRECT_MODEL
+
+    installed = install_trained_model(tmp_path / "direct", DIRECT_MODEL)
+    shipped = Path(str(resources.files("tinycot").joinpath(DIRECT_MODEL)))
+    assert _digest(installed) == _digest(shipped)
+    assert _digest(installed)["model.safetensors"] != _digest(
+        Path(str(resources.files("tinycot").joinpath(TRAINED_MODEL))))["model.safetensors"]
+    assert "direct" in (installed / "cot_server_model.json").read_text()

@@ -115,6 +115,11 @@ def test_two_systems_scored_retried_and_resumed(tmp_path: Path):
 
 def test_other_settings_under_the_same_name_are_refused(tmp_path: Path):
     compare(tmp_path, FakeEndpoints())
+    moved = FakeEndpoints()  # the same server on another port answers the same: nothing asked
+    main(["--dataset", str(dataset(tmp_path)), "--a", "http://a:8080", "--b", "http://b:9",
+          "--b-name", "base", "--b-fields", '{"temperature": 0}', "--out",
+          str(tmp_path / "out"), "--no-progress"], httpx.MockTransport(moved))
+    assert [path for path, _ in moved.bodies] == []
     with pytest.raises(SystemExit, match="other settings"):
         compare(tmp_path, FakeEndpoints(), "--a-fields", '{"beam_width": 4}')
 
