@@ -3,12 +3,12 @@ SIGTERM while requests are in flight: none may be lost."""
 
 import signal
 import threading
-import time
 
 import httpx
 import pytest
 
 from tests.conftest import start_server
+from tests.e2e.waiting import engine_core, wait_for
 
 URL = "/v1/chat/completions"
 
@@ -46,8 +46,12 @@ def test_prompted_mode_selectors_ask_their_prompted_questions(second_server, cha
 
 
 def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, chat_body):
+    """Four searches in flight when SIGTERM comes: the engine is paused until the four are in
+    flight and the drain has begun, so none can end early however this machine schedules the
+    test (the API process may read one request only after the previous one's engine calls were
+    submitted); resumed, all four end 200, and the server exits 0."""
     base = second_server.base_url
-    body = {**chat_body, "beam_width": 4, "stage_max_tokens": 600, "min_tokens": 600}
+    body = {**chat_body, "beam_width": 4, "stage_max_tokens": 200, "min_tokens": 200}
     results: list[int | str] = []
 
     def call() -> None:
@@ -56,25 +60,26 @@ def test_sigterm_drains_in_flight_searches_and_refuses_new_ones(second_server, c
         except httpx.HTTPError as exc:  # recorded, so a failure says what happened
             results.append(repr(exc))
 
-    threads = [threading.Thread(target=call) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    # In flight is what the drain waits for: counted from the request's first byte, so this
-    # does not depend on how fast the searches are admitted; each needs seconds of forced tokens.
-    deadline = time.monotonic() + 120
-    while second_server.counter("cot_server_requests_in_flight") < 4:
-        assert not results and time.monotonic() < deadline, (
-            f"the four searches were not in flight together: {results}\n{second_server.log_tail()}")
-        time.sleep(0.05)
-    second_server.process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 60  # a guard against a hang, not a timing claim
-    while httpx.get(f"{base}/ready").status_code != 503:
-        assert time.monotonic() < deadline, "/ready did not turn 503 after SIGTERM"
-        time.sleep(0.05)
-    assert httpx.get(f"{base}/ready").json() == {"status": "draining"}
-    refused = httpx.post(f"{base}{URL}", json=chat_body, timeout=10)
-    assert refused.status_code == 503 and refused.headers["retry-after"]
-    assert refused.json()["error"]["code"] == "not_ready"
+    core = engine_core(second_server)
+    core.suspend()
+    try:
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        # in flight is what the drain waits for: counted from the request's first byte
+        wait_for(lambda: second_server.counter("cot_server_requests_in_flight") == 4,
+                 "the four searches in flight together", second_server)
+        assert not results
+        second_server.process.send_signal(signal.SIGTERM)
+        wait_for(lambda: httpx.get(f"{base}/ready").status_code == 503,
+                 "/ready turning 503 after SIGTERM", second_server)
+        assert httpx.get(f"{base}/ready").json() == {"status": "draining"}
+        refused = httpx.post(f"{base}{URL}", json=chat_body, timeout=10)
+        assert refused.status_code == 503 and refused.headers["retry-after"]
+        assert refused.json()["error"]["code"] == "not_ready"
+        assert not results  # nothing could end while the engine was paused
+    finally:
+        core.resume()
     for thread in threads:
         thread.join(180)
     assert results == [200, 200, 200, 200], second_server.log_tail()
