@@ -66,10 +66,13 @@ def launch(args: list[str], log_path: Path, model: str, ready_path: str = "/read
     env = {k: v for k, v in os.environ.items() if not k.startswith("COT_SERVER_")}
     env["PYTHONUNBUFFERED"] = "1"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    # A process group of its own (stop() kills it whole) in this session: with autogroup
+    # scheduling, a server in a session of its own starves this one for seconds on a small CPU
+    # machine whatever the niceness (docs/deployment.md, "On a few CPU cores").
     with log_path.open("wb") as log_file:
         process = subprocess.Popen([sys.executable, *args, "--port", str(port)],
                                    stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                   cwd=cwd, start_new_session=True)
+                                   cwd=cwd, process_group=0)
     server = ServerProcess(process, f"http://127.0.0.1:{port}", log_path, model)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
