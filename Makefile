@@ -8,7 +8,8 @@ MODEL_NAME ?= tiny-cot
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: serve test test-architectures lint tiny-model clean bench soak eval compare-direct
+.PHONY: serve test test-architectures lint tiny-model clean bench soak eval compare-direct \
+	compare-summarize
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,11 @@ eval: $(VENV)/.installed-dev
 # compares any two endpoints on any dataset.
 compare-direct: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m evaluation.compare.direct --model-dir $(MODEL_DIR) $(COMPARE_ARGS)
+
+# Reasoner + summariser (pipeline reason_summarize) against the reasoner alone, on one server:
+# docs/comparison-summarize.
+compare-summarize: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
+	$(BIN)/python -m evaluation.compare.summarize --model-dir $(MODEL_DIR) $(COMPARE_ARGS)
 
 soak: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	COT_SOAK_REQUESTS=1000 $(BIN)/python -m pytest -q -s tests/e2e/test_soak.py

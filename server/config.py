@@ -21,7 +21,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from server.search.params import Selector
+from server.search.params import Pipeline, Selector
 from server.search.schema import SCHEMAS, get_schema
 
 DEFAULT_TINY_MODEL = "models/tiny-cot"
@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     beam_width: int = Field(1, ge=1, le=16, description="Default candidates per stage.")
     selector: Selector = Field(Selector.JUDGE, description="Default selector: "
                                + ", ".join(Selector) + ".")
+    pipeline: Pipeline = Field(Pipeline.SEARCH, description="Default pipeline: search (the "
+                               "search's answer stage answers) or reason_summarize (the search "
+                               "reasons, a summariser call reads its chain and answers).")
     search_temperature: float = Field(0.6, ge=0, le=2, description="Candidate temperature when "
                                       "beam_width > 1 and the request sets none.")
     search_top_p: float = Field(0.9, gt=0, le=1, description="Candidate top_p when beam_width "

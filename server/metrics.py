@@ -39,7 +39,8 @@ class Metrics:
             "a slot (n x beam_width each: what they keep in the engine at their busiest).",
             registry=r)
         self.tokens = Counter("cot_server_tokens", "Tokens by kind: prompt, cached (prompt "
-                              "tokens served from the prefix cache), candidate, judge, answer.",
+                              "tokens served from the prefix cache), candidate, judge, summary "
+                              "(the summariser's), answer.",
                               ["kind"], registry=r)
         self.searches = Counter("cot_server_search_requests", "Searches by selector and width.",
                                 ["selector", "beam_width"], registry=r)
@@ -53,7 +54,8 @@ class Metrics:
         self.engine_calls = Counter(
             "cot_server_engine_calls", "Engine calls of searches, by kind: stage (one stage's "
             "candidates), stages (a width-1 answer's stages in one call), selection (a "
-            "selector's one-token call).", ["kind"], registry=r)
+            "selector's one-token call), summary (the summariser's answer).", ["kind"],
+            registry=r)
         self.search_prompt_tokens = Counter(
             "cot_server_search_prompt_tokens", "Prompt tokens of search calls, by call kind.",
             ["call"], registry=r)
@@ -77,6 +79,10 @@ class Metrics:
             "cot_server_warmup_requests", "Warm-up searches before ready, by path (one_call, "
             "logprobs, judge, verify, structured) and outcome (ok, failed); their engine work "
             "is in the search metrics too.", ["path", "outcome"], registry=r)
+        self.summaries = Counter(
+            "cot_server_summaries", "Answers of the reason_summarize pipeline, by outcome: "
+            "agreed (the summariser gave the search's answer) or overruled (another one).",
+            ["outcome"], registry=r)
 
     # SearchObserver
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
@@ -92,16 +98,21 @@ class Metrics:
         self.searches.labels(selector, str(beam_width)).inc()
         for kind, value in (("prompt", usage.prompt_tokens), ("cached", usage.cached_tokens),
                             ("candidate", usage.candidate_tokens),
-                            ("judge", usage.judge_tokens), ("answer", answer_tokens)):
+                            ("judge", usage.judge_tokens), ("summary", usage.summary_tokens),
+                            ("answer", answer_tokens)):
             self.tokens.labels(kind).inc(value)
         for call, prompt, cached in (
                 ("candidate", usage.candidate_prompt_tokens, usage.candidate_cached_tokens),
-                ("judge", usage.judge_prompt_tokens, usage.judge_cached_tokens)):
+                ("judge", usage.judge_prompt_tokens, usage.judge_cached_tokens),
+                ("summary", usage.summary_prompt_tokens, usage.summary_cached_tokens)):
             self.search_prompt_tokens.labels(call).inc(prompt)
             self.search_cached_tokens.labels(call).inc(cached)
 
     def stage_chosen(self, stage: str, selected_by: str) -> None:
         self.stage_selections.labels(stage, selected_by).inc()
+
+    def summarized(self, agreed: bool) -> None:
+        self.summaries.labels("agreed" if agreed else "overruled").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry) + generate_latest(REGISTRY)

@@ -14,6 +14,8 @@
   reference stage (yes), a wrong one written for a misread or unrelated scene (no), or one the
   model itself sampled (`tinycot.onpolicy`), labelled against the reference and kept after the
   prefix the model actually had. Each stage of the transcript carries error-probe spans.
+- Summary examples: the summariser's call (`PromptBuilder.summary`): a whole chain, right or
+  wrong on purpose, then the request to answer again; the target is the right answer.
 """
 
 from __future__ import annotations
@@ -199,6 +201,30 @@ def judge_example(example: Example, rng: random.Random, render: Callable[..., st
     return TextExample(text, JUDGE_OPTIONS[0 if right_first else 1], example.image,
                        cell_classes(example.scene), kind, tuple(spans))
 
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+SUMMARY_RIGHT_CHAIN = 0.5  # share of summary examples whose chain is the reference
+
+
+def summary_example(example: Example, rng: random.Random, render: Callable[..., str],
+                    eos: str) -> TextExample:
+    """The summariser's call (`PromptBuilder.summary`): the reasoner's four stages, right (the
+    reference) or wrong on purpose (written for a misread or unrelated scene, or with a wrong
+    reasoning or conclusion), then the request to answer again; the target is the right
+    answer whatever the chain says, so the model learns to overrule a wrong chain.
+    Kind: "summary right|wrong"."""
+    right = rng.random() < SUMMARY_RIGHT_CHAIN
+    stages = list(example.stages) if right else _wrong_stages(
+        example, rng, subtle=rng.random() < SUBTLE_SHARE)
+    prompts = PromptBuilder(render, LLAVA_COT)
+    chain = [(LLAVA_COT.stage(tag), _candidate(text)) for tag, text in stages]
+    prompt = prompts.summary(prompts.base(conversation(example)), chain)
+    target = example.conclusion + LLAVA_COT.answer_stage.close_tag + eos
+    return TextExample(prompt_text(prompt), target, example.image, cell_classes(example.scene),
+                       f"summary {'right' if right else 'wrong'}")
 
 # ----------------------------------------------------------------------------- verify
 

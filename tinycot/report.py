@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-KINDS = ("answer", "judge", "verify")
+from tinycot.train import KINDS
 
 
 def smoothed(curve: list[dict[str, Any]], kind: str, window: int = 25

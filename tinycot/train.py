@@ -10,8 +10,9 @@ processor), a little larger, trained with plain PyTorch on the CPU on examples g
 fly by `tinycot.task`, laid out by `tinycot.examples`. The tokenizer is trained on generated
 text, so nothing but the code is needed to rebuild it.
 
-Three kinds of batches: answer batches (the four stages), judge batches (pairwise, `1`/`2`)
-and, after the warm-up, verify batches (pointwise, `yes`/`no`: is this stage correct?). With
+Four kinds of batches: answer batches (the four stages), judge batches (pairwise, `1`/`2`)
+and, after the warm-up, verify batches (pointwise, `yes`/`no`: is this stage correct?) and
+summary batches (the summariser's answer after a whole chain, right or wrong on purpose). With
 `--onpolicy` (files written by `python -m tinycot.onpolicy`) about half of the verify
 examples are candidates the model itself sampled, labelled against the reference.
 
@@ -61,7 +62,8 @@ JUDGE_SHARE = 0.1  # share of batches that are judge examples, once judging star
 VERIFY_SHARE = 0.35  # share of batches that are verify examples, once judging starts
 JUDGE_START = 0.1  # share of the run with answer batches only (judging needs perception)
 ONPOLICY_SHARE = 0.5  # share of verify examples drawn from the on-policy files, if any
-KINDS = ("answer", "judge", "verify")
+SUMMARY_SHARE = 0.15  # share of batches that are summariser examples, once judging starts
+KINDS = ("answer", "judge", "verify", "summary")
 PERCEPTION_WEIGHT = 1.0  # auxiliary loss: each image token names its cell's shape
 ERROR_WEIGHT = 1.0  # auxiliary loss: each judged candidate's token says if it has gone wrong
 PEAK_LR, WARMUP_STEPS, FINAL_LR_SHARE = 2e-3, 30, 0.05
@@ -152,6 +154,7 @@ class Mix:
     verify: float = VERIFY_SHARE
     judge: float = JUDGE_SHARE
     answer_only_until: float = JUDGE_START
+    summary: float = SUMMARY_SHARE
 
 
 class Batches:
@@ -180,9 +183,12 @@ class Batches:
         draw = self.kind_rng.random()
         if self.direct or progress < self.mix.answer_only_until:
             return "answer"
-        if draw < self.mix.verify:
-            return "verify"
-        return "judge" if draw < self.mix.verify + self.mix.judge else "answer"
+        for kind, share in (("verify", self.mix.verify), ("judge", self.mix.judge),
+                            ("summary", self.mix.summary)):
+            if draw < share:
+                return kind
+            draw -= share
+        return "answer"
 
     def verify_item(self) -> Any:
         from tinycot.examples import VERIFY_WEIGHTS, sampled_verify_example, verify_example
@@ -201,7 +207,13 @@ class Batches:
         return self.build(self.kind(progress))
 
     def build(self, kind: str) -> tuple[str, dict[str, Any]]:
-        from tinycot.examples import answer_example, collate, encode, judge_example
+        from tinycot.examples import (
+            answer_example,
+            collate,
+            encode,
+            judge_example,
+            summary_example,
+        )
         from tinycot.task import make_example
 
         items = []
@@ -210,6 +222,9 @@ class Batches:
                 item = self.verify_item()
             elif kind == "judge":
                 item = judge_example(make_example(self.data_rng), self.judge_rng, self.render)
+            elif kind == "summary":
+                item = summary_example(make_example(self.data_rng), self.judge_rng,
+                                       self.render, EOS)
             else:
                 item = answer_example(make_example(self.data_rng), self.render, EOS,
                                       self.direct)
@@ -317,9 +332,8 @@ def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps:
                       "seconds": round(time.monotonic() - started, 1)})
         if step % log_every == 0:
             recent = curve[-log_every:]
-            print(f"step {step:5d}  {curve[-1]['seconds']:7.1f}s  lr {lr:.2e}  answer "
-                  f"{_mean(recent, 'loss', 'answer')}  judge {_mean(recent, 'loss', 'judge')}  "
-                  f"verify {_mean(recent, 'loss', 'verify')}  "
+            kinds = "  ".join(f"{kind} {_mean(recent, 'loss', kind)}" for kind in KINDS)
+            print(f"step {step:5d}  {curve[-1]['seconds']:7.1f}s  lr {lr:.2e}  {kinds}  "
                   f"perception {_mean(recent, 'perception_loss')}  "
                   f"errors {_mean(recent, 'error_loss', 'judge', 'verify')}", flush=True)
     model.eval().to("cpu")
@@ -362,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(its weights and tokenizer) instead of building a new one")
     parser.add_argument("--verify-share", type=float, default=VERIFY_SHARE)
     parser.add_argument("--judge-share", type=float, default=JUDGE_SHARE)
+    parser.add_argument("--summary-share", type=float, default=SUMMARY_SHARE,
+                        help="share of summariser batches (default: %(default)s)")
     parser.add_argument("--answer-only-until", type=float, default=JUDGE_START,
                         help="share of the run with answer batches only")
     parser.add_argument("--peak-lr", type=float, default=PEAK_LR)
@@ -408,7 +424,8 @@ def main(argv: list[str] | None = None) -> None:
         model = build_model(tokenizer, args.seed)
     params = sum(p.numel() for p in model.parameters())
     print(f"{params / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}", flush=True)
-    mix = Mix(args.verify_share, args.judge_share, args.answer_only_until)
+    mix = Mix(args.verify_share, args.judge_share, args.answer_only_until,
+              args.summary_share)
     batches = Batches(processor, args.seed, onpolicy=pool, mix=mix, direct=args.direct)
     stream = ParallelBatches(batches, args.steps, args.workers) if args.workers else batches
     try:

@@ -47,7 +47,8 @@ def usage_of(usages: list[Usage], answer_tokens: int) -> UsageOut:
             cached_tokens=sum(u.cached_tokens for u in usages)),
         completion_tokens_details=CompletionTokensDetails(
             reasoning_tokens=completion - answer_tokens,
-            judge_tokens=sum(u.judge_tokens for u in usages)))
+            judge_tokens=sum(u.judge_tokens for u in usages),
+            summary_tokens=sum(u.summary_tokens for u in usages)))
 
 
 def logprobs_out(tokens: tuple[TokenLogprob, ...] | None) -> ChoiceLogprobs | None:

@@ -24,7 +24,7 @@ from pydantic import (
 
 from server.config import Settings
 from server.search.interface import Constraint, Sampling
-from server.search.params import SearchParams, SearchShape, Selector, derive_seed
+from server.search.params import Pipeline, SearchParams, SearchShape, Selector, derive_seed
 from server.search.prompts import Conversation
 from server.search.repetition import RepetitionRule
 from server.search.schema import get_schema
@@ -268,6 +268,10 @@ class ChatCompletionRequest(_Lenient):
     selector: Selector | Literal["best_of_n"] | None = None
     search: SearchShape | None = Field(None, description="stage (stage-level beam search, the "
                                        "default) or best_of_n (whole answers, selected once)")
+    pipeline: Pipeline | None = Field(None, description="search (the search's answer stage "
+                                      "answers) or reason_summarize (Insight-V's two agents: "
+                                      "the search's whole chain is the reasoning, a summariser "
+                                      "call reads it and answers); default: the server's")
     return_trace: Bool = False
     stage_max_tokens: Int | dict[str, Int] | None = None
     timeout: Float | None = Field(None, gt=0, description="Deadline in seconds for the whole "
@@ -452,7 +456,8 @@ class ChatCompletionRequest(_Lenient):
             answer_logprobs=(self.top_logprobs or 0) if self.logprobs else None,
             judge_both_orders=settings.judge_both_orders,
             prompted=settings.stage_mode == "prompted", single_call=settings.single_call,
-            repetition=RepetitionRule() if settings.repetition_stop else None)
+            repetition=RepetitionRule() if settings.repetition_stop else None,
+            pipeline=self.pipeline or settings.pipeline)
 
 
 # --------------------------------------------------------------------------- responses
@@ -500,6 +505,9 @@ class AssistantMessage(BaseModel):
     reasoning_content: str | None = Field(default=None, description="Alias of `reasoning`, "
                                           "for clients of older vLLM versions.")
     stages: list[StageOut] | None = None
+    summary: StageOut | None = Field(default=None, description="reason_summarize pipeline, "
+                                     "with return_trace: the summariser's call, whose text is "
+                                     "`content`.")
 
 
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI and vLLM report this instead
@@ -538,6 +546,7 @@ class PromptTokensDetails(BaseModel):
 class CompletionTokensDetails(BaseModel):
     reasoning_tokens: int = 0
     judge_tokens: int = 0
+    summary_tokens: int = 0
 
 
 class UsageOut(BaseModel):

@@ -21,13 +21,13 @@ from server.api.protocol import (
 )
 from server.api.streaming import DONE, ChatStream, sse, with_keepalive
 from server.metrics import Metrics
-from server.search.beam import StageChosen, StageSearch, StageText
+from server.search.beam import StageChosen, StageSearch, StageText, Summarized
 from server.search.params import SearchParams
 from server.search.prompts import Conversation
 from server.search.trace import StageResult, Trace
 
 __all__ = ["ChatService", "choice_params", "sse"]
-SearchEvent = StageText | StageChosen | Trace
+SearchEvent = StageText | StageChosen | Summarized | Trace
 log = logging.getLogger(__name__)
 
 
@@ -60,6 +60,12 @@ class ChatService:
                 tracing.record_span(f"stage {result.tag}", since, now,
                                     stage_attributes(result, index))
                 since = now
+            elif isinstance(event, Summarized):
+                self.metrics.summarized(event.agreed)
+                now = time.time_ns()
+                tracing.record_span("summary", since, now, {
+                    **stage_attributes(event.result, index), "cot.summary.agreed": event.agreed})
+                since = now
             elif isinstance(event, Trace):
                 self.metrics.search_done(params.selector, params.beam_width, event.usage,
                                          event.answer_tokens)
@@ -83,6 +89,8 @@ class ChatService:
             if body.return_trace:
                 message.reasoning = message.reasoning_content = trace.tagged_text()
                 message.stages = [stage_out(s) for s in trace.stages]
+                if trace.summary is not None:
+                    message.summary = stage_out(trace.summary)
             answer = trace.answer_stage
             logprobs = answer_logprobs(answer, params) if answer is not None else None
             choices.append(Choice(index=i, message=message, logprobs=logprobs,

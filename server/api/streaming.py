@@ -3,7 +3,9 @@
 - A one-candidate stage streams as it is decoded (`StageText`); a searched stage is sent once
   chosen. Stages before the answer go out as `reasoning` deltas (with `return_trace`, tagged,
   as in the full trace; `reasoning_content` carries the same text for older clients); the
-  answer stage goes out as `content`, once, with its token logprobs where asked for.
+  answer stage goes out as `content`, once, with its token logprobs where asked for. In the
+  reason_summarize pipeline the search's answer stage is reasoning too, and the summariser's
+  answer (`Summarized`) is the `content`.
 - Nothing is sent before there is output: the first chunk of a choice carries its role along
   with its first text, so a client's time to first token is the real one.
 - While the search has nothing new, an SSE comment (`: keep-alive`) goes out every
@@ -27,7 +29,7 @@ from server.api.protocol import (
     UsageOut,
     completion_id,
 )
-from server.search.beam import StageChosen, StageText
+from server.search.beam import StageChosen, StageText, Summarized
 from server.search.params import SearchParams
 from server.search.trace import StageResult, Trace, Usage
 
@@ -108,17 +110,23 @@ class ChatStream:
         return self.chunk([ChunkChoice(index=index, delta=delta, logprobs=logprobs,
                                        finish_reason=finish_reason)])  # type: ignore[arg-type]
 
-    def render(self, index: int, event: StageText | StageChosen | Trace) -> list[str]:
+    def render(self, index: int, event: StageText | StageChosen | Summarized | Trace
+               ) -> list[str]:
         if isinstance(event, StageText):
             return self._text(index, event.tag, event.text)
         if isinstance(event, StageChosen):
             self.usage[index] = event.usage
             return self._chosen(index, event.result)
+        if isinstance(event, Summarized):
+            self.usage[index] = event.usage
+            return self._answer(index, event.result)
         self.usage[index] = event.usage
         return [self.delta(index, Delta(), finish_reason=event.finish_reason)]
 
     def _is_answer(self, tag: str) -> bool:
-        return tag == self.params.schema.answer_tag
+        """The stage whose text is the answer (`content`): the search's answer stage, but for
+        the reason_summarize pipeline, where the summariser's answer is."""
+        return tag == self.params.schema.answer_tag and not self.params.summarized
 
     def _text(self, index: int, tag: str, text: str) -> list[str]:
         """More of a stage as it is decoded."""
@@ -138,17 +146,23 @@ class ChatStream:
         rest = result.text[len(shown):] if shown and result.text.startswith(shown) else (
             result.text if shown is None else "")
         if self._is_answer(result.tag):
-            self.answer_tokens[index] = result.chosen.token_count
-            logprobs = answer_logprobs(result, self.params)
-            if rest or logprobs is not None or shown is None:
-                return [self.delta(index, Delta(content=rest), logprobs)]
-            return []
+            return self._answer(index, result, None if shown is None else rest)
         if not self.body.return_trace:
             return []
         stage = result.stage
         piece = (stage.open_tag if shown is None else "") + rest + stage.close_tag
         piece += self.params.schema.separator
         return [self.delta(index, Delta(reasoning=piece, reasoning_content=piece))]
+
+    def _answer(self, index: int, result: StageResult, rest: str | None = None) -> list[str]:
+        """The answer once chosen; `rest`: what of it has not been shown yet (None: nothing of
+        it was shown)."""
+        self.answer_tokens[index] = result.chosen.token_count
+        logprobs = answer_logprobs(result, self.params)
+        if rest == "" and logprobs is None:
+            return []
+        return [self.delta(index, Delta(content=result.text if rest is None else rest),
+                           logprobs)]
 
     def finish(self, traces: list[Trace]) -> list[str]:
         if not self.final_usage:

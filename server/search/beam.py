@@ -73,13 +73,23 @@ class StageChosen:
     usage: Usage  # the request's usage so far (a copy)
 
 
+@dataclass(frozen=True)
+class Summarized:
+    """The summariser's answer (reason_summarize pipeline), once the search's chain is done."""
+
+    result: StageResult
+    agreed: bool  # it gave the search's own answer
+    usage: Usage  # the request's usage so far (a copy)
+
+
 class SearchObserver(Protocol):
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
         ...
 
     def engine_call(self, kind: str) -> None:
         """An engine call: "stage" (one stage's candidates), "stages" (a width-1 answer's
-        stages in one call) or "selection" (a selector's one-token call)."""
+        stages in one call), "selection" (a selector's one-token call) or "summary" (the
+        summariser's answer)."""
         ...
 
 
@@ -101,19 +111,23 @@ class StageSearch:
         self.observer = observer or _NoObserver()
 
     async def run(self, conversation: Conversation, params: SearchParams,
-                  stream_text: bool = False) -> AsyncIterator[StageText | StageChosen | Trace]:
-        """Yields each stage as it is chosen, then the finished Trace; with `stream_text`, a
-        search without branching also yields each stage's text as it is decoded."""
+                  stream_text: bool = False
+                  ) -> AsyncIterator[StageText | StageChosen | Summarized | Trace]:
+        """Yields each stage as it is chosen, then (reason_summarize pipeline) the summariser's
+        answer, then the finished Trace; with `stream_text`, a search without branching also
+        yields each stage's text as it is decoded."""
         run = SearchRun(self, conversation, params)
         if params.shape is SearchShape.BEST_OF_N and params.branching:
-            yield await run.best_of_n()
-            return
-        if stream_text and not params.branching:
+            await run.best_of_n()
+        elif stream_text and not params.branching:
             async for event in run.streamed():
                 yield event
-            return
-        async for result in run.stages(params.beam_width):
-            yield StageChosen(result, replace(run.trace.usage))
+        else:
+            async for result in run.stages(params.beam_width):
+                yield StageChosen(result, replace(run.trace.usage))
+        if params.summarized and run.trace.finish_reason != "length":
+            summary = await run.summarize()
+            yield Summarized(summary, run.trace.summary_agreed, replace(run.trace.usage))
         yield run.trace
 
 
@@ -181,7 +195,7 @@ class SearchRun:
         async for result in OneCall(self, together).results():
             yield result
 
-    async def streamed(self) -> AsyncIterator[StageText | StageChosen | Trace]:
+    async def streamed(self) -> AsyncIterator[StageText | StageChosen]:
         """The one-candidate search, with each stage's text as it is decoded: the search runs
         as a task that fills a queue; cancelling the consumer cancels it (and its engine
         call)."""
@@ -206,7 +220,6 @@ class SearchRun:
                     yield queue.get_nowait()
                 task.result()  # the search's failure, if it failed
                 break
-            yield self.trace
         finally:
             task.cancel()
             if getter is not None:  # a consumer that left while waiting: no task left pending
@@ -280,6 +293,11 @@ class SearchRun:
         result = await self.call_engine("stage", prompt, sampling, self.sinks(stage, sampling))
         generated = sum(g.token_count for g in result.generations)
         self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
+        return self.candidates(stage, sampling, result)
+
+    def candidates(self, stage: Stage, sampling: Sampling, result: GenerateResult
+                   ) -> list[Candidate]:
+        """A call's generations as the stage's candidates, cleaned (`clean_stage`)."""
         rule = self.params.repetition_rule(stage)
         candidates = []
         for g in result.generations:
@@ -374,6 +392,28 @@ class SearchRun:
     async def complete(self) -> None:
         async for _ in self.stages(1):
             pass
+
+    # ------------------------------------------------------------------ summary
+
+    async def summarize(self) -> StageResult:
+        """The summariser's answer (Insight-V's summary agent): one more engine call that reads
+        the question, the image and the search's whole chain, and writes the answer stage
+        again, under the answer stage's sampling and within what the caller's token budget
+        leaves. It is the request's answer, and the chain all reasoning."""
+        stage = self.params.schema.answer_stage
+        chain = [(s.stage, s.chosen) for s in self.trace.stages]
+        sampling = self.params.stage_sampling(stage, 1, max(self.cap(stage), 1),
+                                              self.params.seed(*self.path, "summary"))
+        prompt = self.prompts.summary(self.base, chain)
+        result = await self.call_engine("summary", prompt, sampling)
+        self.trace.usage.add_summary(result.prompt_tokens, result.cached_tokens,
+                                     sum(g.token_count for g in result.generations))
+        candidates = self.candidates(stage, sampling, result)
+        summary = StageResult(stage, tuple(candidates), Selection(0, "summarizer"))
+        self.trace.summary = summary
+        if not summary.chosen.closed and summary.chosen.token_count >= sampling.max_tokens:
+            self.trace.finish_reason = "length"
+        return summary
 
     @property
     def answer(self) -> Candidate:

@@ -34,6 +34,15 @@ class SearchShape(StrEnum):
     BEST_OF_N = "best_of_n"  # N complete answers, one selected at the end (the paper's baseline)
 
 
+class Pipeline(StrEnum):
+    """Who answers. The names are the API's `pipeline` values."""
+
+    SEARCH = "search"  # the search's answer stage is the answer
+    # Insight-V's two agents: the search's whole chain is the reasoning; a summariser call reads
+    # it after the question and the image, and answers (overruling a chain it finds wrong)
+    REASON_SUMMARIZE = "reason_summarize"
+
+
 def derive_seed(seed: int | None, *path: int | str) -> int | None:
     """The seed of one part of a request (a choice, a chain, a stage, a sample), from the
     request's seed and the part's path. Distinct paths get unrelated seeds; the same path always
@@ -64,6 +73,12 @@ class SearchParams:
     single_call: bool = True  # a width-1 answer may be generated in one engine call
     # a stage caught in a loop is closed after the loop's first copy (None: never)
     repetition: RepetitionRule | None = field(default_factory=RepetitionRule)
+    pipeline: Pipeline = Pipeline.SEARCH
+
+    @property
+    def summarized(self) -> bool:
+        """A summariser call answers after the search (its chain is then all reasoning)."""
+        return self.pipeline is Pipeline.REASON_SUMMARIZE
 
     @property
     def answer_apart(self) -> bool:

@@ -109,6 +109,21 @@ class PromptBuilder:
                     f"question.{quoted} Is it correct? Answer Yes or No.\nAnswer: ")
         return merge_text([*transcript, question]), PROMPTED_VERIFY_OPTIONS
 
+    def summary(self, base: str, chain: Sequence[tuple[Stage, Candidate]]) -> Prompt:
+        """Prompt for the summariser (Insight-V's summary agent), in this model's own transcript:
+        the reasoner's whole chain as it wrote it (the prefix cache holds all of it), then the
+        request to check it and answer again, ending in the answer stage's opening tag. The
+        trained form (a model taught to overrule a wrong chain), or for a general instruct
+        model (prompted mode) a direct instruction."""
+        answer = self.schema.answer_stage
+        if self.prompted:
+            request = (f"Check the reasoning above against the image and the question. "
+                       f"If it is wrong, do not follow it. Write the correct final answer "
+                       f"again in {answer.open_tag}{answer.close_tag}.\n")
+        else:
+            request = "[Summarize] Is the answer above correct? Answer again: "
+        return merge_text([*self.answer(base, chain), request, answer.open_tag])
+
 
 def with_instruction(messages: list[ChatMessage], instruction: str) -> list[ChatMessage]:
     """The messages with `instruction` first in one system message: a caller's own system

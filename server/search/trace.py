@@ -127,7 +127,8 @@ class StageResult:
 @dataclass
 class Usage:
     """Token counts of one request, summed over every engine call it made. `judge_*` counts
-    every selection call (judge comparisons and verifications: one constrained token each)."""
+    every selection call (judge comparisons and verifications: one constrained token each),
+    `summary_*` the summariser's call (reason_summarize pipeline)."""
 
     prompt_tokens: int = 0
     cached_tokens: int = 0
@@ -137,10 +138,13 @@ class Usage:
     judge_prompt_tokens: int = 0
     judge_cached_tokens: int = 0
     candidate_cached_tokens: int = 0
+    summary_tokens: int = 0
+    summary_prompt_tokens: int = 0
+    summary_cached_tokens: int = 0
 
     @property
     def completion_tokens(self) -> int:
-        return self.candidate_tokens + self.judge_tokens
+        return self.candidate_tokens + self.judge_tokens + self.summary_tokens
 
     def add_generation(self, prompt_tokens: int, cached: int, generated: int) -> None:
         self.prompt_tokens += prompt_tokens
@@ -156,6 +160,13 @@ class Usage:
         self.judge_cached_tokens += cached
         self.judge_tokens += generated
 
+    def add_summary(self, prompt_tokens: int, cached: int, generated: int) -> None:
+        self.prompt_tokens += prompt_tokens
+        self.cached_tokens += cached
+        self.summary_prompt_tokens += prompt_tokens
+        self.summary_cached_tokens += cached
+        self.summary_tokens += generated
+
     def merge(self, other: Usage) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, getattr(self, name) + getattr(other, name))
@@ -167,6 +178,9 @@ class Trace:
     stages: list[StageResult] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     finish_reason: str = "stop"
+    # the summariser's answer (reason_summarize pipeline): then the answer, and every stage of
+    # the search (its answer stage too) is reasoning
+    summary: StageResult | None = None
 
     @property
     def answer(self) -> str:
@@ -175,11 +189,26 @@ class Trace:
 
     @property
     def answer_stage(self) -> StageResult | None:
+        if self.summary is not None:
+            return self.summary
+        return self.reasoner_answer
+
+    @property
+    def reasoner_answer(self) -> StageResult | None:
+        """The search's own answer stage."""
         return next((s for s in self.stages if s.tag == self.schema.answer_tag), None)
 
     @property
+    def summary_agreed(self) -> bool:
+        """The summariser gave the search's own answer (compared without case or outer space)."""
+        own = self.reasoner_answer
+        return (self.summary is not None and own is not None
+                and self.summary.text.strip().casefold() == own.text.strip().casefold())
+
+    @property
     def answer_tokens(self) -> int:
-        return sum(s.chosen.token_count for s in self.stages if s.tag == self.schema.answer_tag)
+        stage = self.answer_stage
+        return stage.chosen.token_count if stage is not None else 0
 
     @property
     def path_tokens(self) -> int:

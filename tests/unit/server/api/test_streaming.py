@@ -88,3 +88,33 @@ async def test_after_a_deadline_the_events_can_be_closed():
         async for _ in with_keepalive(events, 0.05, loop.time() + 0.1):
             pass
     await events.aclose()  # not "already running"
+
+
+def deltas(chunks: list[dict | str], key: str) -> str:
+    return "".join(c["choices"][0]["delta"].get(key) or "" for c in chunks
+                   if isinstance(c, dict) and c.get("choices"))
+
+
+@pytest.mark.parametrize("width", [1, 2])
+async def test_reason_summarize_streams_the_whole_chain_as_reasoning_and_the_summary_as_content(
+        width):
+    engine = FakeEngine()
+    base_generate = engine.generate
+
+    async def generate(prompt, images, sampling, on_partial=None):
+        if "[Summarize]" in "".join(p for p in prompt if isinstance(p, str)):
+            engine.script = lambda stage, s, i: "the summary"
+        return await base_generate(prompt, images, sampling, on_partial)
+    engine.generate = generate
+    chunks = await stream({"stream": True, "return_trace": True, "beam_width": width,
+                           "pipeline": "reason_summarize",
+                           "stream_options": {"include_usage": True}}, engine)
+    reasoning = deltas(chunks, "reasoning")
+    assert reasoning.startswith("<SUMMARY>") and reasoning.endswith("</CONCLUSION>\n\n")
+    assert "<CONCLUSION>CONCLUSION candidate" in reasoning
+    assert deltas(chunks, "content") == "the summary"
+    usage = chunks[-2]["usage"]
+    assert usage["completion_tokens_details"]["summary_tokens"] > 0
+    answer_tokens = engine.results[-1].generations[0].token_count  # the summariser's
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == (
+        usage["completion_tokens"] - answer_tokens)

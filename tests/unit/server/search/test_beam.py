@@ -5,9 +5,9 @@ import itertools
 
 import pytest
 
-from server.search.beam import StageChosen, StageSearch
-from server.search.interface import Constraint, PromptTooLong, Sampling
-from server.search.params import SearchParams, SearchShape, Selector
+from server.search.beam import StageChosen, StageSearch, Summarized
+from server.search.interface import Constraint, PromptTooLong, Sampling, prompt_text
+from server.search.params import Pipeline, SearchParams, SearchShape, Selector
 from server.search.prompts import Conversation
 from server.search.schema import LLAVA_COT, THINK_ANSWER
 from server.search.trace import Trace
@@ -359,3 +359,68 @@ async def test_a_loop_is_not_ended_before_the_callers_min_tokens():
                                         sampling=Sampling(min_tokens=30)))
     assert all(r.generations[0].token_count == 30 for r in engine.results)
     assert all(s.text == "red" and s.chosen.cleaned == ("repetition",) for s in trace.stages)
+
+
+def summarizing(**kw) -> SearchParams:
+    return params(pipeline=Pipeline.REASON_SUMMARIZE, **kw)
+
+
+async def test_reason_summarize_answers_with_a_summariser_call_after_the_whole_chain():
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} best" if i == 0 else
+                        f"{stage} plain {i}")
+    summary_prompts = []
+    base_generate = engine.generate
+
+    async def generate(prompt, images, sampling, on_partial=None):
+        text = prompt_text(prompt)
+        if "[Summarize]" in text:
+            summary_prompts.append(text)
+            engine.script = lambda stage, s, i: "7"
+        return await base_generate(prompt, images, sampling, on_partial)
+    engine.generate = generate
+    events, trace = await run(engine, summarizing(beam_width=2))
+    assert [type(e).__name__ for e in events] == ["StageChosen"] * 4 + ["Summarized"]
+    summarized = events[-1]
+    # the summariser reads the search's whole chain, in its own transcript (prefix-cached)
+    [prompt] = summary_prompts
+    chain = "".join(f"<{s.tag}>{s.text}</{s.tag}>\n\n" for s in trace.stages)
+    assert prompt.endswith(chain + "[Summarize] Is the answer above correct? Answer again: "
+                           "<CONCLUSION>")
+    assert trace.reasoner_answer.text == "CONCLUSION best"
+    assert trace.answer == summarized.result.text == "7" and not summarized.agreed
+    assert summarized.result.selection.method == "summarizer"
+    summary_call = engine.results[-1]
+    assert trace.usage.summary_tokens == summary_call.generations[0].token_count > 0
+    assert trace.usage.summary_prompt_tokens == summary_call.prompt_tokens
+    assert trace.usage.completion_tokens == (trace.usage.candidate_tokens
+                                             + trace.usage.judge_tokens
+                                             + trace.usage.summary_tokens)
+    assert trace.answer_tokens == summary_call.generations[0].token_count
+    stops = engine.generate_calls[-1][1].stop
+    assert stops == ("</CONCLUSION>",)  # the answer stage's sampling
+
+
+async def test_a_summariser_that_agrees_is_counted_so():
+    engine = FakeEngine()
+    events, trace = await run(engine, summarizing(beam_width=1, sampling=Sampling()))
+    assert isinstance(events[-1], Summarized) and events[-1].agreed
+    assert trace.summary_agreed and trace.answer == trace.reasoner_answer.text
+
+
+async def test_best_of_n_chains_are_summarised_after_the_winner_is_chosen():
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} seed {s.seed}")
+    events, trace = await run(engine, summarizing(beam_width=3, shape=SearchShape.BEST_OF_N,
+                                                  sampling=Sampling(temperature=0.6, seed=5)))
+    assert [type(e).__name__ for e in events] == ["Summarized"]
+    prompt, _ = engine.generate_calls[-1]
+    assert trace.tagged_text() in prompt and prompt.endswith("Answer again: <CONCLUSION>")
+    assert trace.summary is events[0].result
+
+
+async def test_no_summary_when_the_budget_ended_the_chain():
+    engine = FakeEngine(script=lambda stage, s, i: "word " * 50)
+    events, trace = await run(engine, summarizing(beam_width=1, default_stage_max_tokens=5,
+                                                  max_tokens=12))
+    assert trace.finish_reason == "length" and trace.summary is None
+    assert not any(isinstance(e, Summarized) for e in events)
+    assert all("[Summarize]" not in p for p, _ in engine.generate_calls)
