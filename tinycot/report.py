@@ -35,7 +35,8 @@ def markdown(record: dict[str, Any], plot_name: str) -> str:
         f"{record['seconds'] / 60:.1f} minutes on the CPU, {record['parameters'] / 1e6:.2f} M "
         "parameters. Answer batches teach the four-stage answers; judge batches teach the "
         "one-token verdict between two candidates; verify batches teach the one-token yes or "
-        "no on whether one candidate stage is correct.", "",
+        "no on whether one candidate stage is correct; summary batches teach the summariser's "
+        "answer after a whole chain, right or wrong on purpose.", "",
     ]
     if record.get("init"):
         shares = record.get("shares") or {}
@@ -52,7 +53,8 @@ def markdown(record: dict[str, Any], plot_name: str) -> str:
                   f"model had sampled ({files}; " + ", ".join(
                       f"{k} {v}" for k, v in onpolicy.items()) + ").", ""]
     lines += [f"![training curve]({plot_name})", "",
-              "| steps | answer loss | judge loss | verify loss |", "|---|---|---|---|"]
+              "| steps | " + " | ".join(f"{k} loss" for k in KINDS) + " |",
+              "|---" * (len(KINDS) + 1) + "|"]
     for row in record["summary"]:
         cells = [f"{row[k]:.3f}" if row.get(k) is not None else "–" for k in KINDS]
         lines.append(f"| {row['steps']} | {' | '.join(cells)} |")
