@@ -4,6 +4,12 @@ comparisons, verifications) go through a `Chooser`, which the search run binds t
 
 - judge: knockout tournament of pairwise comparisons (both presentation orders averaged).
 - verify: each candidate's own transcript + a yes/no question; highest P("yes") wins.
+
+Neither asks the engine what it already knows: candidates that show the judge the same text are
+not compared (the one with the higher mean log-probability goes through), and a verification
+question is asked once per distinct prompt (its answer is every such candidate's score). On a
+model that samples the same stage text often (this model's CAPTION, every short answer) most
+selection calls go.
 - vote: answers: the most common normalised answer; other stages: the consensus text.
 - weighted_vote: answers weighted by their P("yes"); other stages: as verify.
 - logprob: highest mean token log-probability.
@@ -18,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from server.search.interface import ChoiceResult, Prompt
+from server.search.interface import ChoiceResult, Prompt, prompt_text
 from server.search.params import Selector
 from server.search.prompts import JUDGE_OPTIONS, Evidence, PromptBuilder
 from server.search.schema import Stage
@@ -136,15 +142,19 @@ class Selecting:
         return Selection(outcome.winner, Selector.JUDGE, outcome.comparisons)
 
     async def _scores(self, pool: Pool) -> list[float | None]:
-        """P("yes") of each usable candidate, all asked at once (None for unusable ones)."""
-        usable = pool.usable
-        verdicts = await asyncio.gather(*(
-            self.chooser.choose(*self.prompts.verification(pool.transcripts[i], pool.stage,
-                                                           pool.evidence_of(i)))
-            for i in usable))
+        """P("yes") of each usable candidate (None for unusable ones): every distinct
+        verification prompt asked once, all at once."""
+        questions = {i: self.prompts.verification(pool.transcripts[i], pool.stage,
+                                                  pool.evidence_of(i)) for i in pool.usable}
+        asked: dict[str, tuple[Prompt, tuple[str, str]]] = {}
+        for question in questions.values():
+            asked.setdefault(prompt_text(question[0]), question)
+        verdicts = await asyncio.gather(*(self.chooser.choose(*q) for q in asked.values()))
+        score_of = {key: option_probability(v.picked, v.logprobs, 0)
+                    for key, v in zip(asked, verdicts, strict=True)}
         scores: list[float | None] = [None] * len(pool.candidates)
-        for i, verdict in zip(usable, verdicts, strict=True):
-            scores[i] = option_probability(verdict.picked, verdict.logprobs, 0)
+        for i, question in questions.items():
+            scores[i] = score_of[prompt_text(question[0])]
         return scores
 
     async def _judge_round(self, pool: Pool, pairs: list[tuple[int, int]]
@@ -152,7 +162,11 @@ class Selecting:
         return list(await asyncio.gather(*(self._compare(pool, a, b) for a, b in pairs)))
 
     async def _compare(self, pool: Pool, a: int, b: int) -> tuple[int, float | None]:
-        """Probability that `a` beats `b` (averaged over both presentation orders when asked)."""
+        """Probability that `a` beats `b` (averaged over both presentation orders when asked).
+        Two candidates that show the same text are not compared: the one with the higher mean
+        log-probability goes through, the judge's confidence unknown."""
+        if pool.judge_shown[a] == pool.judge_shown[b]:
+            return (a if pool.logprob(a) >= pool.logprob(b) else b), None
         orders = [(a, b), (b, a)] if self.judge_both_orders else [(a, b)]
         verdicts = await asyncio.gather(*(
             self.chooser.choose(PromptBuilder.judge(pool.judge_prefix, pool.judge_firsts[x],

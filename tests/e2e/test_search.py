@@ -31,7 +31,13 @@ def test_beam_of_4_with_judge_lists_candidates_comparisons_and_usage(server, cha
     usage = data["usage"]
     candidate_tokens = sum(c["tokens"] for s in stages for c in s["candidates"])
     judge_tokens = usage["completion_tokens_details"]["judge_tokens"]
-    assert judge_tokens == 2 * sum(len(s["comparisons"]) for s in stages)  # both orders
+    # both orders of each pair judged; a pair that shows the same text twice is not asked
+    judged = [c for s in stages for c in s["comparisons"] if c["confidence"] is not None]
+    assert judge_tokens == 2 * len(judged)
+    for stage in stages:
+        texts = [c["text"] for c in stage["candidates"]]
+        for c in stage["comparisons"]:
+            assert (c["confidence"] is None) == (texts[c["first"]] == texts[c["second"]])
     assert usage["completion_tokens"] == candidate_tokens + judge_tokens
     answer = stages[-1]["candidates"][stages[-1]["chosen_index"]]["tokens"]
     assert usage["completion_tokens_details"]["reasoning_tokens"] == (

@@ -87,6 +87,44 @@ async def test_auto_skips_the_judge_when_candidates_agree():
     assert len(trace.stages) == 4
 
 
+async def test_judge_does_not_compare_candidates_that_show_the_same_text():
+    """Candidates 0 and 1 write the same plain text, 2 and 3 "best": the first round's pairs
+    (0, 1) and (2, 3) are not judged, the final between different texts is (both orders), and
+    the best one still wins."""
+    texts = ["plain", "plain", "best", "best"]
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} {texts[i]}")
+    _, trace = await run(engine, params(beam_width=4))
+    for stage in trace.stages:
+        assert stage.text == f"{stage.tag} best"
+        judged = [c for c in stage.comparisons if c.confidence is not None]
+        skipped = [c for c in stage.comparisons if c.confidence is None]
+        assert len(stage.comparisons) == 3 and len(judged) == 1 and len(skipped) == 2
+        for c in skipped:  # the higher mean log-probability (the fake: the lower index) goes on
+            assert stage.candidates[c.first].text == stage.candidates[c.second].text
+            assert c.winner == min(c.first, c.second)
+    assert len(engine.choose_calls) == 4 * 1 * 2
+
+
+async def test_judge_asks_nothing_when_every_candidate_is_the_same():
+    engine = FakeEngine(script=lambda stage, s, i: "same text")
+    _, trace = await run(engine, params(beam_width=4))
+    assert not engine.choose_calls and trace.usage.judge_tokens == 0
+    assert all(s.chosen_index == 0 and len(s.comparisons) == 3 for s in trace.stages)
+
+
+async def test_verify_asks_each_distinct_question_once_and_scores_every_candidate():
+    """Candidates 0 and 2 (and 1 and 3) write the same: one verification each per stage, and
+    each copy gets its twin's score."""
+    texts = ["plain", "right", "plain", "right"]
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} {texts[i]}")
+    _, trace = await run(engine, params(beam_width=4, selector="verify"))
+    assert len(engine.choose_calls) == 4 * 2
+    assert len(set(engine.choose_calls)) == len(engine.choose_calls)  # nothing asked twice
+    for stage in trace.stages:
+        assert stage.selection.scores == pytest.approx((0.2, 0.9, 0.2, 0.9))
+        assert stage.chosen_index == 1
+
+
 async def test_all_empty_candidates_fall_back_to_one_greedy_candidate():
     def script(stage, sampling, i):
         return "" if sampling.temperature > 0 else "greedy"
@@ -221,8 +259,8 @@ async def test_best_of_n_selects_whole_chains_with_every_selector(selector):
     _, trace = await run(engine, params_)
     assert len(engine.generate_calls) == 3 and len(trace.stages[-1].candidates) == 3
     verifications = [c for c in engine.choose_calls if "[Verify]" in c]
-    if selector in ("verify", "weighted_vote"):
-        assert len(verifications) == 3
+    if selector in ("verify", "weighted_vote"):  # chains 0 and 2 are the same: asked once
+        assert len(verifications) == 2 and len(set(verifications)) == 2
         assert all(c.count("</CONCLUSION>") == 1 and c.count("<SUMMARY>") == 1
                    for c in verifications)  # each verifies its own whole chain
     else:
