@@ -48,15 +48,30 @@ def upstream(model_dir: str, name: str, logs: Path) -> ServerProcess:
                   logs / "vllm.log", name, ready_path="/health")
 
 
+def add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options every comparison script passes on to the comparison run."""
+    parser.add_argument("--questions", type=int, default=500,
+                        help="held-out questions 0..N-1 (default: %(default)s)")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="requests in flight (default: %(default)s)")
+    parser.add_argument("--out", default=out,
+                        help="the comparison's folder (default: %(default)s)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_argv(args: argparse.Namespace) -> list[str]:
+    """Those options, as the comparison run's arguments."""
+    return ["--out", args.out, "--concurrency", str(args.concurrency),
+            *(["--no-progress"] if args.no_progress else [])]
+
+
 def compare_argv(args: argparse.Namespace, cot_url: str, direct_url: str) -> list[str]:
     prompt = ["--b-prefill", PREFILL] if args.direct_prompt else []
     return ["--dataset", f"shapes:test:{args.questions}", "--a", cot_url, "--a-name", "cot",
             "--a-model", MODEL_NAME, "--a-fields", json.dumps(COT_FIELDS),
             "--b", direct_url, "--b-name", "direct-prompt" if args.direct_prompt else "direct",
             "--b-model", MODEL_NAME if args.direct_prompt else DIRECT_NAME,
-            "--b-fields", json.dumps(DIRECT_FIELDS), *prompt,
-            "--out", args.out, "--concurrency", str(args.concurrency),
-            *(["--no-progress"] if args.no_progress else [])]
+            "--b-fields", json.dumps(DIRECT_FIELDS), *prompt, *run_argv(args)]
 
 
 def main(argv: list[str] | None = None) -> Comparison:
@@ -71,13 +86,7 @@ def main(argv: list[str] | None = None) -> Comparison:
     parser.add_argument("--direct-prompt", action="store_true",
                         help="ask the CoT model for a direct answer (prefilled <CONCLUSION>) "
                              "instead of the direct-answer model")
-    parser.add_argument("--questions", type=int, default=500,
-                        help="held-out questions 0..N-1 (default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="requests in flight (default: %(default)s)")
-    parser.add_argument("--out", default="docs/comparison",
-                        help="the comparison's folder (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(parser, "docs/comparison")
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="compare-direct-"))
     print(f"server logs: {logs}")

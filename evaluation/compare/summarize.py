@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.compare import run
-from evaluation.compare.direct import MODEL_NAME, ours
+from evaluation.compare.direct import MODEL_NAME, add_run_options, ours, run_argv
 from evaluation.compare.summary import Comparison
 
 
@@ -45,9 +45,7 @@ def compare_argv(args: argparse.Namespace, url: str) -> list[str]:
             "--a", url, "--a-name", "reason+summarize", "--a-model", MODEL_NAME,
             "--a-fields", json.dumps({**fields, "pipeline": "reason_summarize"}),
             "--b", url, "--b-name", "reasoner", "--b-model", MODEL_NAME,
-            "--b-fields", json.dumps({**fields, "pipeline": "search"}),
-            "--out", args.out, "--concurrency", str(args.concurrency),
-            *(["--no-progress"] if args.no_progress else [])]
+            "--b-fields", json.dumps({**fields, "pipeline": "search"}), *run_argv(args)]
 
 
 def main(argv: list[str] | None = None) -> Comparison:
@@ -56,18 +54,12 @@ def main(argv: list[str] | None = None) -> Comparison:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-dir", default="models/tiny-cot",
                         help="the model's folder (default: %(default)s)")
-    parser.add_argument("--questions", type=int, default=500,
-                        help="held-out questions 0..N-1 (default: %(default)s)")
     parser.add_argument("--beam-width", type=int, default=1,
                         help="the reasoner's search width (default: %(default)s, greedy)")
     parser.add_argument("--selector", default="verify",
                         help="the reasoner's selector when --beam-width > 1 "
                              "(default: %(default)s)")
-    parser.add_argument("--concurrency", type=int, default=16,
-                        help="requests in flight (default: %(default)s)")
-    parser.add_argument("--out", default="docs/comparison-summarize",
-                        help="the comparison's folder (default: %(default)s)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_run_options(parser, "docs/comparison-summarize")
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="compare-summarize-"))
     print(f"server log: {logs}")
