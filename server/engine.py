@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import inspect
 import logging
 import os
@@ -41,6 +42,7 @@ from server.tracing import trace_headers
 
 log = logging.getLogger(__name__)
 ENCODE_CACHE_SIZE = 256
+DECODE_CACHE_SIZE = 4096
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +145,9 @@ class VllmEngine:
         self.on_cpu = on_cpu
         self._first_tokens: dict[str, int] = {}
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()  # tokenised text parts
+        # token prefixes decoded by `split`: a one-call answer is split again as it grows, at
+        # the same places (bounded: one entry per prefix, a few hundred tokens each at most)
+        self._decoded = functools.lru_cache(maxsize=DECODE_CACHE_SIZE)(self._decode)
         self._eos = getattr(tokenizer, "eos_token_id", None)
 
     @classmethod
@@ -232,14 +237,25 @@ class VllmEngine:
             skip_special_tokens=sampling.skip_special_tokens,
             structured_outputs=_structured_outputs(sampling.constraint),
             include_stop_str_in_output=True,
+            # a sink sees every token, or (vLLM's stream_interval, which only DELTA outputs
+            # honour) every `partial_every` tokens, put together again here
             output_kind=RequestOutputKind.FINAL_ONLY if on_partial is None
-            else RequestOutputKind.CUMULATIVE)
+            else RequestOutputKind.DELTA if sampling.partial_every > 1
+            else RequestOutputKind.CUMULATIVE,
+            **({"stream_interval": sampling.partial_every}
+               if on_partial is not None and sampling.partial_every > 1 else {}))
         sampled = [_SampledLogprobs() for _ in range(sampling.n)]
-        sink = None if on_partial is None else lambda o: on_partial(
-            self._generation(o.outputs[0], sampling, sampled[0], running=True))
-        final = await self._run(prompt, images, params, sink)
+        whole = _Accumulated() if params.output_kind == RequestOutputKind.DELTA else None
+
+        def sink(output: Any) -> bool | None:
+            completion = output.outputs[0] if whole is None else whole.add(output.outputs[0])
+            assert on_partial is not None
+            return on_partial(self._generation(completion, sampling, sampled[0], running=True))
+
+        final = await self._run(prompt, images, params, None if on_partial is None else sink)
+        outputs = final.outputs if whole is None else [whole]
         generations = [self._generation(o, sampling, logprobs)
-                       for o, logprobs in zip(final.outputs, sampled, strict=True)]
+                       for o, logprobs in zip(outputs, sampled, strict=True)]
         # vLLM counts the prompt once for n > 1; the search counts what the engine processed.
         return GenerateResult(generations, len(final.prompt_token_ids or ()),
                               final.num_cached_tokens or 0)
@@ -326,7 +342,7 @@ class VllmEngine:
 
     def split(self, generation: Generation, bounds: Sequence[int]) -> list[Generation] | None:
         """See `StageEngine.split`: each bound becomes the fewest tokens whose text reaches it."""
-        prefixes = _Prefixes(self._tokenizer, generation)
+        prefixes = _Prefixes(self._decoded, generation)
         cuts: list[tuple[int, int]] = []
         for bound in bounds:
             cut = prefixes.covering(bound, cuts[-1][0] if cuts else 0)
@@ -337,6 +353,9 @@ class VllmEngine:
 
     def tokens_of(self, text: str) -> tuple[int, ...]:
         return tuple(self._encode(text))
+
+    def _decode(self, ids: tuple[int, ...], skip_special_tokens: bool) -> str:
+        return str(self._tokenizer.decode(list(ids), skip_special_tokens=skip_special_tokens))
 
     def _without_eos(self, token_ids: Sequence[int], stop_reason: Any = None
                      ) -> tuple[int, ...]:
@@ -402,6 +421,28 @@ class VllmEngine:
 
 
 
+class _Accumulated:
+    """A completion put together from vLLM's DELTA outputs (text, tokens and logprobs since the
+    last one): what a CUMULATIVE output of it would hold."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.token_ids: list[int] = []
+        self.logprobs: list[Any] | None = None
+        self.cumulative_logprob: float | None = None
+        self.finish_reason: str | None = None
+        self.stop_reason: int | str | None = None
+
+    def add(self, delta: Any) -> _Accumulated:
+        self.text += delta.text
+        self.token_ids.extend(delta.token_ids)
+        if delta.logprobs is not None:
+            self.logprobs = [*(self.logprobs or ()), *delta.logprobs]
+        self.cumulative_logprob = delta.cumulative_logprob
+        self.finish_reason, self.stop_reason = delta.finish_reason, delta.stop_reason
+        return self
+
+
 class _SampledLogprobs:
     """The sampled tokens' log-probabilities of one completion, read once each as it is
     decoded (None where the engine reports none)."""
@@ -424,9 +465,10 @@ class _Prefixes:
     Special tokens are skipped as the text skipped them; SentencePiece's dropped leading space
     and a character still incomplete at a prefix's end are allowed for."""
 
-    def __init__(self, tokenizer: Any, generation: Generation) -> None:
-        self.tokenizer = tokenizer
-        self.ids = list(generation.token_ids)
+    def __init__(self, decode: Callable[[tuple[int, ...], bool], str],
+                 generation: Generation) -> None:
+        self.decode = decode  # (token ids, skip special tokens) -> text
+        self.ids = tuple(generation.token_ids)
         self.text = generation.text
         self.skip = True
         self.known: dict[int, int | None] = {}
@@ -437,8 +479,7 @@ class _Prefixes:
         """The text offset the first `count` tokens reach; None if they do not decode to a
         prefix of the text."""
         if count not in self.known:
-            decoded = self.tokenizer.decode(self.ids[:count], skip_special_tokens=self.skip)
-            decoded = decoded.rstrip("\ufffd")
+            decoded = self.decode(self.ids[:count], self.skip).rstrip("\ufffd")
             self.known[count] = next((len(lead) + len(decoded) for lead in ("", " ")
                                       if self.text.startswith(lead + decoded)), None)
             if (self.known[count] is None and count == len(self.ids)

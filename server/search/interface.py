@@ -53,6 +53,9 @@ class Sampling:
     skip_special_tokens: bool = True
     token_logprobs: int | None = None  # report each token's logprob and this many alternatives
     constraint: Constraint | None = None  # structured output the completion must match
+    # a partial sink sees the completion after its first token, then every this many tokens,
+    # and at its end
+    partial_every: int = 1
 
     def with_(self, **changes: Any) -> Sampling:
         return replace(self, **changes)

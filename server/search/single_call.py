@@ -17,7 +17,11 @@ stage by stage from there (`SearchRun.stages`).
 
 Each stage is handed on as soon as its closing tag is decoded, and a stage being decoded streams
 its text (`StageTextStream`); a stage decoded again stage by stage streams on from what was shown
-(the search streams only greedy answers this way: the same prompt decodes the same text).
+(the search streams only greedy answers this way: the same prompt decodes the same text). Where
+nothing streams, the engine hands the call over every READ_EVERY tokens rather than at every
+token (each hand-over costs the API process time that the engine core needs on a small CPU
+machine): a stage past its cap, a broken format or a loop is then noticed up to that many tokens
+later.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from server.search.prompts import PromptBuilder
 from server.search.repetition import LoopWatch
 from server.search.schema import Stage, StageTextStream, clean_stage
 from server.search.trace import Candidate, StageResult, Trace
+
+READ_EVERY = 16  # tokens between the hand-overs of a call whose text nothing streams
 
 
 class Run(Protocol):
@@ -143,7 +149,8 @@ class OneCall:
         try:
             sampling = run.params.stage_sampling(
                 first, 1, run.cap(first), run.params.seed(*run.path, "stage", 0)).with_(
-                max_tokens=self.budget(), stop=(self.stages[-1].close_tag,))
+                max_tokens=self.budget(), stop=(self.stages[-1].close_tag,),
+                partial_every=1 if run.show_text is not None else READ_EVERY)
             result = await run.call_engine("stages",
                                            run.prompts.stage(run.base, run.chosen, first),
                                            sampling, self.read)

@@ -96,7 +96,7 @@ class FakeEngine:
 
     async def decode(self, tokens: list[str], sampling: Sampling, i: int,
                      on_partial: PartialSink | None) -> Generation:
-        text, kept, finish, eos = "", [], "stop", 1
+        text, kept, finish, eos, shown = "", [], "stop", 1, 0
         for number, token in enumerate(tokens, 1):
             if len(kept) == sampling.max_tokens:
                 finish, eos = "length", 0
@@ -106,10 +106,13 @@ class FakeEngine:
             stops = [text.find(s) + len(s) for s in sampling.stop if s and s in text]
             if stops:
                 text, eos = text[:min(stops)], 0  # a stop string may end inside a token
-            if on_partial is not None:  # as vLLM: the last output too, with its finish reason
-                more = number < len(tokens)
-                last = ("stop" if stops or not more else
-                        "length" if len(kept) == sampling.max_tokens else "")
+            more = number < len(tokens)
+            last = ("stop" if stops or not more else
+                    "length" if len(kept) == sampling.max_tokens else "")
+            # as vLLM: the first token, then every `partial_every`, the last one with its finish
+            due = number == 1 or number - shown >= sampling.partial_every or bool(last)
+            if on_partial is not None and due:
+                shown = number
                 if on_partial(self.generation(text, kept, i, last, 0)) and not last:
                     finish, eos = "abort", 0
                     break

@@ -1,6 +1,7 @@
 """A width-1 answer in one engine call, cut into stages (server/search/single_call.py), over the
 deterministic FAKE engine (fake_engine.py): pure orchestration and splitting logic."""
 
+import itertools
 
 import pytest
 
@@ -163,12 +164,19 @@ async def test_where_the_format_breaks_the_search_goes_on_stage_by_stage_from_th
     assert [s.chosen.closed for s in trace.stages] == [True] * 4
 
 
-async def test_a_stage_past_its_cap_ends_the_call_at_once_and_is_decoded_again():
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_stage_past_its_cap_ends_the_call_and_is_decoded_again(stream):
+    """Streamed, at once; otherwise at the next hand-over (within READ_EVERY tokens)."""
+    from server.search.single_call import READ_EVERY
+
     engine = FakeEngine(raw=once(SUMMARY + words(100)))
-    _, trace, calls = await search(engine, default_stage_max_tokens=16)
+    _, trace, calls = await search(engine, stream, default_stage_max_tokens=16)
     assert calls == ["stages", "stage", "stage", "stage"]
     call = engine.results[0].generations[0]
-    assert call.finish_reason == "abort" and call.token_count == 2 + 2 + 17
+    at_once = 2 + 2 + 17
+    assert call.finish_reason == "abort"
+    assert (call.token_count == at_once if stream
+            else at_once <= call.token_count < at_once + READ_EVERY)
     assert trace.stages[0].text == "S" and trace.stages[1].text == "CAPTION candidate 0"
 
 
@@ -302,3 +310,31 @@ async def test_a_tag_inside_a_stage_ends_the_call_and_the_stage_is_cut_before_it
     assert engine.generate_calls[2][0].endswith("<CAPTION>C</CAPTION>\n\n<REASONING>")
     # the stage-by-stage CAPTION call was ended at the tag, not decoded to its closing tag
     assert engine.results[1].generations[0].finish_reason == "abort"
+
+
+async def test_a_call_nothing_streams_is_handed_over_every_few_tokens(monkeypatch):
+    """Not at every token: a call whose text nothing streams asks the engine for its output
+    every READ_EVERY tokens; streamed, at every token. The stages are the same either way."""
+    from server.search import single_call
+
+    seen: list[int] = []
+    real = single_call.OneCall.read
+
+    def counted(self, partial):
+        seen.append(len(partial.token_ids))
+        return real(self, partial)
+
+    monkeypatch.setattr(single_call.OneCall, "read", counted)
+    written = f"{words(60)}</SUMMARY>\n\n<CAPTION>c</CAPTION>\n\n<REASONING>r</REASONING>" \
+              "\n\n<CONCLUSION>3</CONCLUSION>"
+    quiet_engine, streamed_engine = FakeEngine(raw=once(written)), FakeEngine(raw=once(written))
+    _, quiet, calls = await search(quiet_engine)
+    quiet_seen, seen[:] = list(seen), []
+    _, streamed, _ = await search(streamed_engine, stream=True)
+    assert calls == ["stages"] and stages(quiet) == stages(streamed)
+    assert [s.partial_every for _, s in quiet_engine.generate_calls] == [single_call.READ_EVERY]
+    assert [s.partial_every for _, s in streamed_engine.generate_calls] == [1]
+    total = quiet_engine.results[0].generations[0].token_count
+    assert len(seen) >= total - 1  # every token (the last one's output is the call's own)
+    assert len(quiet_seen) <= total // single_call.READ_EVERY + 3
+    assert all(b - a <= single_call.READ_EVERY for a, b in itertools.pairwise(quiet_seen))
