@@ -109,8 +109,11 @@ class SearchParams:
     @property
     def wants_logprobs(self) -> bool:
         """Logprobs cost about a quarter of decode time on the CPU: only when a selector reads
-        them (logprob itself, and vote, verify and auto to break ties)."""
-        return self.branching and self.selector != Selector.JUDGE
+        them (logprob itself, and vote and auto, whose votes often tie). The judge's verdicts
+        and the verifier's scores decide alone (scores tie only for the same prompt, which is
+        asked once: the first such candidate is kept)."""
+        return self.branching and self.selector in (Selector.LOGPROB, Selector.VOTE,
+                                                    Selector.AUTO)
 
     def stage_sampling(self, stage: Stage, width: int, cap: int, seed: int | None) -> Sampling:
         """The sampling of one stage's candidates: the request's, capped, stopped at the stage's

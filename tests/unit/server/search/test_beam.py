@@ -209,7 +209,7 @@ async def test_verify_scores_each_candidate_on_its_own_transcript_and_picks_the_
             transcript = f"<{stage.tag}>{candidate.text}</{stage.tag}>\n\n[Verify]"
             assert sum(transcript in call for call in engine.choose_calls) == 1
     assert all(any(call.startswith(b) for b in branch_prompts) for call in engine.choose_calls)
-    assert all(s.logprobs for _, s in engine.generate_calls)  # ties fall back to logprobs
+    assert not any(s.logprobs for _, s in engine.generate_calls)  # the scores decide alone
     assert trace.usage.judge_tokens == 16
 
 
