@@ -167,46 +167,50 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
 
 - **Where the time goes.** vLLM's CPU backend binds the model worker to one core and leaves
   the other to the API process and the engine core (whose loop spins while it waits for the
-  worker). The worker's core is the bottleneck: the API process was busy about a quarter of
-  the time, on the other core. So every figure below is the cost of model forward passes on
-  one core.
+  worker). The worker's core is the bottleneck; every millisecond the API process spends on the
+  other core is one the engine core's scheduling loop waits for, and with it the next forward
+  pass. So every figure below is the cost of model forward passes on one core, plus what the
+  API process takes from the engine core.
 - **Server overhead (1).** A beam-width-1 answer is one engine call, as upstream's is: the
-  model writes all four stages in one generation, which the server cuts into stages as it
-  decodes (`server/search/single_call.py`), and a stage is decoded again on its own only when
-  the model breaks the format. What is left against upstream is the API layer's own work per
-  request (request validation, the image, the split into stages, the trace) on the core it
-  shares with the engine core's busy loop; it shows most where the engine is fast per
-  request and the API work is not hidden behind batching (concurrency 8 on this machine).
-- **Search cost (3).** A beam-4 answer decodes four candidates per stage (the floor is about
-  0.25 of beam-1 throughput) and then judges them: 3 comparisons per stage in 2 rounds, each
-  asked in both orders, so 24 one-token judge calls per answer. Their prompts continue the
-  cached transcript, but the second candidate and the judge's question (about 60–80 tokens)
-  are new each time: some 1,500 uncached prompt tokens per answer, against about 80 generated
-  tokens for a greedy one. At concurrency 1 the answer waits for the longest of the four
-  candidates in each stage and for 8 judge rounds one after another. Measured separately:
-  judging in one order only (`--no-judge-both-orders`) gave about 14 % more beam-4 throughput
-  at saturation, and `--max-num-seqs 256` (room for all candidates at once) about 5 %; both
-  together about 25 %. A 16-token KV block (finer prefix reuse) is not supported by this
-  CPU attention backend.
+  model writes all four stages in one generation, which the server cuts into stages
+  (`server/search/single_call.py`); a stage is decoded again on its own only when the model
+  breaks the format. API-process CPU per answer at concurrency 32 (psutil, side by side):
+  ours about 5.3 ms against upstream's 2.4–3.2 ms, down from 7.7 ms: the engine now hands a
+  call that nothing streams over every 16 tokens instead of at every token (vLLM's
+  `stream_interval`), and the split into stages decodes each token prefix once. What is left
+  (py-spy) is request handling (validation, the image, our middleware, the response) and the
+  stage bookkeeping; it shows where the engine is fast per request and the API work is not
+  hidden behind batching (concurrency 8 and 32 on this machine).
+- **Search cost (3).** A beam-4 answer decodes four candidates per stage: about 3.6 times the
+  generated tokens of a greedy answer (316 against 88), so its throughput at saturation can be
+  at most about 0.28 of beam 1's, whatever the selector. Selection costs little beside it:
+  candidates that show the same text are neither judged against each other nor verified twice
+  (on this model most SUMMARY, CAPTION and CONCLUSION candidates are the same text), and
+  candidates are sampled with log-probabilities (about a quarter of decode time on the CPU)
+  only for the selectors that read them (`logprob`, `vote`, `auto`). At concurrency 1 the
+  answer waits for the longest of the four candidates in each stage, and for the judge's
+  rounds where the candidates differ. A 16-token KV block (finer prefix reuse) is not
+  supported by this CPU attention backend.
 - **Against the reference approach (2).** The ratio depends on the model. The reference
   spends most of its time in per-token Python overhead of `generate` at batch 1 and uses both
   cores; our engine batches everything but computes on one core. On the 2-layer random-weights
   model our lead was about 20×; on the larger trained model (4 layers, 2.5 M parameters)
   prefill compute weighs more, and the lead shrinks.
 - **Prefix cache (4).** Candidate calls extend the previous prompt token for token (generated
-  tokens are reused as they are, not re-tokenised), so nearly all of their prompt is cached.
-  A pairwise judge prompt must show the second candidate after the first, so its tokens
-  (plus the question to the judge) can never be cached, and KV blocks are cached only when
-  full (32 tokens), so the first candidate's last partial block is recomputed too. With the
-  tiny model's short image (about 30 tokens) and short stages, that tail is a large share of
-  each judge prompt; with a real VLM (hundreds to thousands of image tokens) the shared
-  prefix dominates and the share rises accordingly.
+  tokens are reused as they are, not re-tokenised), but KV blocks are cached only when full
+  (32 tokens): each of a stage's four candidate calls recomputes the last partial block of its
+  prompt, up to 31 tokens, and a judge or verify prompt recomputes it too, with the text it
+  adds after the candidate. With the tiny model's short prompts (about 55 tokens of image and
+  question, stages of 10–40 tokens) that tail is about a fifth of all prompt tokens, whatever
+  the selector; with a real VLM (hundreds to thousands of image tokens) the shared prefix
+  dominates and the share rises accordingly.
 - **Selectors (5).** `vote` and `logprob` make no engine call beyond the candidates;
-  `verify` asks one one-token question per candidate that extends the candidate's own cached
-  transcript, plus the quoted CAPTION (not cacheable: it follows the candidate); `judge` asks
-  2 × 3 pairwise questions per stage, each showing a second, uncached candidate. Whether verify
-  beats judge on engine time depends on how long the quoted evidence is against the second
-  candidate; the prefix-cache column shows the difference per selector.
+  `verify` asks one one-token question per distinct candidate, which extends the candidate's
+  own cached transcript plus the quoted CAPTION (not cacheable: it follows the candidate);
+  `judge` asks two (both orders) per pair of different candidates in its knockout, each
+  showing a second, uncached candidate. Since identical candidates cost nothing, the
+  selectors' engine time per answer is within a few per cent of each other: the candidates
+  are the cost.
 - **Memory (7).** The peak RSS of each server's whole process tree (API process, engine core,
   worker) at its saturation level. Most of it is the engine's preallocated KV cache
   (`VLLM_CPU_KVCACHE_SPACE`, the same 2 GiB for both servers) and the model runtime; the
