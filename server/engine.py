@@ -42,7 +42,7 @@ from server.tracing import trace_headers
 
 log = logging.getLogger(__name__)
 ENCODE_CACHE_SIZE = 256
-DECODE_CACHE_SIZE = 4096
+DECODE_CACHE_SIZE = 1024
 
 
 def add_engine_args(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +146,8 @@ class VllmEngine:
         self._first_tokens: dict[str, int] = {}
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()  # tokenised text parts
         # token prefixes decoded by `split`: a one-call answer is split again as it grows, at
-        # the same places (bounded: one entry per prefix, a few hundred tokens each at most)
+        # many of the same places (bounded: each entry is a prefix of one call, at most the sum
+        # of its stage caps long)
         self._decoded = functools.lru_cache(maxsize=DECODE_CACHE_SIZE)(self._decode)
         self._eos = getattr(tokenizer, "eos_token_id", None)
 
@@ -224,6 +225,11 @@ class VllmEngine:
         logprobs = sampling.token_logprobs
         if logprobs is None and sampling.logprobs:
             logprobs = 0
+        # a sink sees every token, or (vLLM's stream_interval, which vLLM honours only for DELTA
+        # outputs) every `partial_every` tokens, put together again here (one completion: n > 1
+        # with sinks is run as n requests, see `generate`)
+        delta = on_partial is not None and sampling.partial_every > 1
+        assert not delta or sampling.n == 1
         params = SamplingParams(
             n=sampling.n, max_tokens=sampling.max_tokens, temperature=sampling.temperature,
             top_p=sampling.top_p, top_k=sampling.top_k or 0, min_p=sampling.min_p or 0.0,
@@ -237,22 +243,19 @@ class VllmEngine:
             skip_special_tokens=sampling.skip_special_tokens,
             structured_outputs=_structured_outputs(sampling.constraint),
             include_stop_str_in_output=True,
-            # a sink sees every token, or (vLLM's stream_interval, which only DELTA outputs
-            # honour) every `partial_every` tokens, put together again here
             output_kind=RequestOutputKind.FINAL_ONLY if on_partial is None
-            else RequestOutputKind.DELTA if sampling.partial_every > 1
-            else RequestOutputKind.CUMULATIVE,
-            **({"stream_interval": sampling.partial_every}
-               if on_partial is not None and sampling.partial_every > 1 else {}))
+            else RequestOutputKind.DELTA if delta else RequestOutputKind.CUMULATIVE,
+            **({"stream_interval": sampling.partial_every} if delta else {}))
         sampled = [_SampledLogprobs() for _ in range(sampling.n)]
-        whole = _Accumulated() if params.output_kind == RequestOutputKind.DELTA else None
+        whole = _Accumulated() if delta else None
+        sink = None
+        if on_partial is not None:
+            def sink(output: Any) -> bool | None:
+                completion = output.outputs[0] if whole is None else whole.add(output.outputs[0])
+                return on_partial(self._generation(completion, sampling, sampled[0],
+                                                   running=True))
 
-        def sink(output: Any) -> bool | None:
-            completion = output.outputs[0] if whole is None else whole.add(output.outputs[0])
-            assert on_partial is not None
-            return on_partial(self._generation(completion, sampling, sampled[0], running=True))
-
-        final = await self._run(prompt, images, params, None if on_partial is None else sink)
+        final = await self._run(prompt, images, params, sink)
         outputs = final.outputs if whole is None else [whole]
         generations = [self._generation(o, sampling, logprobs)
                        for o, logprobs in zip(outputs, sampled, strict=True)]
@@ -437,7 +440,9 @@ class _Accumulated:
         self.text += delta.text
         self.token_ids.extend(delta.token_ids)
         if delta.logprobs is not None:
-            self.logprobs = [*(self.logprobs or ()), *delta.logprobs]
+            if self.logprobs is None:
+                self.logprobs = []
+            self.logprobs.extend(delta.logprobs)
         self.cumulative_logprob = delta.cumulative_logprob
         self.finish_reason, self.stop_reason = delta.finish_reason, delta.stop_reason
         return self

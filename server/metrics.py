@@ -49,7 +49,8 @@ class Metrics:
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.candidates = Counter("cot_server_candidates", "Stage candidates generated.",
                                   ["stage"], registry=r)
-        self.comparisons = Counter("cot_server_judge_comparisons", "Judge comparisons made.",
+        self.comparisons = Counter("cot_server_judge_comparisons", "Judge comparisons made "
+                                   "(asked of the engine: not those between the same text).",
                                    ["stage"], registry=r)
         self.engine_calls = Counter(
             "cot_server_engine_calls", "Engine calls of searches, by kind: stage (one stage's "

@@ -49,7 +49,8 @@ def upstream(model_dir: str, name: str, logs: Path) -> ServerProcess:
 
 
 def add_run_options(parser: argparse.ArgumentParser, out: str) -> None:
-    """The options every comparison script passes on to the comparison run."""
+    """The options every comparison script shares: the questions (its --dataset) and how the
+    comparison runs (`run_argv`)."""
     parser.add_argument("--questions", type=int, default=500,
                         help="held-out questions 0..N-1 (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, default=16,

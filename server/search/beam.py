@@ -179,7 +179,7 @@ class SearchRun:
         selection = await self.select(self.stage_pool(prompt, stage, candidates))
         result = StageResult(stage, tuple(candidates), selection, fallback)
         self.search.observer.stage_done(stage.tag, time.monotonic() - started,
-                                        len(candidates), len(selection.comparisons))
+                                        len(candidates), selection.judged)
         self.append(result)
         if self.cut_by_budget(result, cap):
             self.trace.finish_reason = "length"
@@ -343,7 +343,7 @@ class SearchRun:
             if span is not None:
                 span.set_attributes({"cot.selection.method": selection.method,
                                      "cot.selection.chosen_index": selection.winner,
-                                     "cot.selection.comparisons": len(selection.comparisons)})
+                                     "cot.selection.comparisons": selection.judged})
             return selection
 
     async def choose(self, prompt: Prompt, options: Sequence[str]) -> ChoiceResult:

@@ -6,10 +6,10 @@ comparisons, verifications) go through a `Chooser`, which the search run binds t
 - verify: each candidate's own transcript + a yes/no question; highest P("yes") wins.
 
 Neither asks the engine what it already knows: candidates that show the judge the same text are
-not compared (the one with the higher mean log-probability goes through), and a verification
-question is asked once per distinct prompt (its answer is every such candidate's score). On a
-model that samples the same stage text often (this model's CAPTION, every short answer) most
-selection calls go.
+not compared (the earlier one goes through), and a verification question is asked once per
+distinct prompt (its answer is every such candidate's score), and not at all when every
+candidate would be asked the same (no score could tell them apart). On a model that samples the
+same stage text often (this model's CAPTION, every short answer) most selection calls go.
 - vote: answers: the most common normalised answer; other stages: the consensus text.
 - weighted_vote: answers weighted by their P("yes"); other stages: as verify.
 - logprob: highest mean token log-probability.
@@ -114,7 +114,7 @@ class Selecting:
 
     async def verify(self, pool: Pool) -> Selection:
         scores = await self._scores(pool)
-        winner = max(pool.usable, key=lambda i: (scores[i], pool.logprob(i)))
+        winner = max(pool.usable, key=lambda i: (scores[i] or 0.0, pool.logprob(i)))
         return Selection(winner, Selector.VERIFY, scores=tuple(scores))
 
     async def weighted_vote(self, pool: Pool) -> Selection:
@@ -143,12 +143,15 @@ class Selecting:
 
     async def _scores(self, pool: Pool) -> list[float | None]:
         """P("yes") of each usable candidate (None for unusable ones): every distinct
-        verification prompt asked once, all at once."""
+        verification prompt asked once, all at once; none asked (all None) when there is only
+        one."""
         questions = {i: self.prompts.verification(pool.transcripts[i], pool.stage,
                                                   pool.evidence_of(i)) for i in pool.usable}
         asked: dict[str, tuple[Prompt, tuple[str, str]]] = {}
         for question in questions.values():
             asked.setdefault(prompt_text(question[0]), question)
+        if len(asked) == 1:
+            return [None] * len(pool.candidates)
         verdicts = await asyncio.gather(*(self.chooser.choose(*q) for q in asked.values()))
         score_of = {key: option_probability(v.picked, v.logprobs, 0)
                     for key, v in zip(asked, verdicts, strict=True)}
@@ -163,10 +166,10 @@ class Selecting:
 
     async def _compare(self, pool: Pool, a: int, b: int) -> tuple[int, float | None]:
         """Probability that `a` beats `b` (averaged over both presentation orders when asked).
-        Two candidates that show the same text are not compared: the one with the higher mean
-        log-probability goes through, the judge's confidence unknown."""
+        Two candidates that show the same text are not compared: the earlier one goes through,
+        the judge's confidence unknown."""
         if pool.judge_shown[a] == pool.judge_shown[b]:
-            return (a if pool.logprob(a) >= pool.logprob(b) else b), None
+            return min(a, b), None
         orders = [(a, b), (b, a)] if self.judge_both_orders else [(a, b)]
         verdicts = await asyncio.gather(*(
             self.chooser.choose(PromptBuilder.judge(pool.judge_prefix, pool.judge_firsts[x],

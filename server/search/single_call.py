@@ -21,7 +21,8 @@ its text (`StageTextStream`); a stage decoded again stage by stage streams on fr
 nothing streams, the engine hands the call over every READ_EVERY tokens rather than at every
 token (each hand-over costs the API process time that the engine core needs on a small CPU
 machine): a stage past its cap, a broken format or a loop is then noticed up to that many tokens
-later.
+later, and where one hand-over holds both a loop and a foreign tag or the cap, the stage is
+decoded again on its own (where the loop is then cut) rather than cut at the loop.
 """
 
 from __future__ import annotations

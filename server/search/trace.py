@@ -91,6 +91,11 @@ class Selection:
     comparisons: tuple[Comparison, ...] = ()
     scores: tuple[float | None, ...] = ()
 
+    @property
+    def judged(self) -> int:
+        """The comparisons the judge was asked (not those between the same text)."""
+        return sum(c.confidence is not None for c in self.comparisons)
+
 
 @dataclass(frozen=True)
 class StageResult:

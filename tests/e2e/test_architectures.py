@@ -178,8 +178,10 @@ def test_each_selector_at_width_two(served, image_url, selector):
         # P(yes) from both options' logprobs (vLLM's logprob_token_ids), even where "Yes" and
         # "No" are several tokens: a random-weight model is never certain, so never 0 or 1
         assert all(0.0 < s < 1.0 for s in scores), scores
-        if selector == "verify" and len([c for c in stage["candidates"] if c["text"]]) > 1:
-            assert stage["selected_by"] == "verify" and scores
+        texts = [c["text"] for c in stage["candidates"] if c["text"]]
+        if selector == "verify" and len(texts) > 1:
+            assert stage["selected_by"] == "verify"
+            assert bool(scores) == (len(set(texts)) > 1)  # the same text: nothing to ask
 
 
 def test_options_are_told_apart_by_their_first_tokens(served):

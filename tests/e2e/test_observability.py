@@ -94,7 +94,9 @@ def test_streams_are_observed_in_latency_and_ttft(observed, chat_body):
 
 def test_a_stream_past_its_deadline_counts_as_a_failure_not_a_200(observed, chat_body):
     """The engine core is stopped (SIGSTOP) for the request, so its search cannot end before its
-    deadline however fast the machine is; the stream's headers go out first all the same."""
+    deadline however fast the machine is; the stream's headers go out first all the same (the
+    response starts before its body is iterated), and the abort at the deadline is a message to
+    the core, not a wait for it."""
     ok = sample(observed, "cot_server_requests_total", route=URL, status="200")
     late = sample(observed, "cot_server_requests_total", route=URL, status="504")
     body = {**chat_body, "stream": True, "beam_width": 4, "return_trace": True,

@@ -99,7 +99,7 @@ async def test_judge_does_not_compare_candidates_that_show_the_same_text():
         judged = [c for c in stage.comparisons if c.confidence is not None]
         skipped = [c for c in stage.comparisons if c.confidence is None]
         assert len(stage.comparisons) == 3 and len(judged) == 1 and len(skipped) == 2
-        for c in skipped:  # the higher mean log-probability (the fake: the lower index) goes on
+        for c in skipped:  # the earlier candidate goes on
             assert stage.candidates[c.first].text == stage.candidates[c.second].text
             assert c.winner == min(c.first, c.second)
     assert len(engine.choose_calls) == 4 * 1 * 2
@@ -123,6 +123,18 @@ async def test_verify_asks_each_distinct_question_once_and_scores_every_candidat
     for stage in trace.stages:
         assert stage.selection.scores == pytest.approx((0.2, 0.9, 0.2, 0.9))
         assert stage.chosen_index == 1
+
+
+@pytest.mark.parametrize("selector", ["verify", "weighted_vote"])
+async def test_verify_asks_nothing_when_every_candidate_would_be_asked_the_same(selector):
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} same")
+    _, trace = await run(engine, params(beam_width=4, selector=selector))
+    assert not engine.choose_calls and trace.usage.judge_tokens == 0
+    for stage in trace.stages:
+        weighs = stage.tag == "CONCLUSION" or selector == "verify"  # weighted_vote: answers
+        assert stage.chosen_index == 0
+        assert stage.selection.method == (selector if weighs else "verify")
+        assert stage.selection.scores == (None,) * 4
 
 
 async def test_all_empty_candidates_fall_back_to_one_greedy_candidate():
