@@ -208,9 +208,11 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   `verify` asks one one-token question per distinct candidate, which extends the candidate's
   own cached transcript plus the quoted CAPTION (not cacheable: it follows the candidate);
   `judge` asks two (both orders) per pair of different candidates in its knockout, each
-  showing a second, uncached candidate. Since identical candidates cost nothing, the
-  selectors' engine time per answer is within a few per cent of each other: the candidates
-  are the cost.
+  showing a second, uncached candidate; neither asks anything about identical candidates.
+  The candidates are the cost: the selectors differ by less than the candidates' own
+  log-probabilities cost (`vote`, `logprob` and `auto`, which read them, take about 10-20 %
+  more engine time per answer than `judge` and `verify`, which make calls but sample
+  without them); runs of this benchmark differ by about 5 % per figure.
 - **Memory (7).** The peak RSS of each server's whole process tree (API process, engine core,
   worker) at its saturation level. Most of it is the engine's preallocated KV cache
   (`VLLM_CPU_KVCACHE_SPACE`, the same 2 GiB for both servers) and the model runtime; the
