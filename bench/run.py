@@ -31,6 +31,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from bench.cold_start import cold_start, request_bodies
 from bench.memory import PeakRss
 from bench.reference import run_baseline
@@ -152,6 +154,31 @@ def alternate(loads: dict[str, Callable[[], LevelResult]], rounds: int
     return {name: figures(levels) for name, levels in runs.items()}
 
 
+class ApiCpu:
+    """CPU seconds (user + system) the API process of each server spends on the loads run
+    through `timed`, and the requests of those loads: what serving HTTP costs per request
+    beside the engine (the engine core and its worker are other processes)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.requests: dict[str, int] = {}
+
+    def timed(self, side: str, server: ServerProcess, run: Callable[[], LevelResult]
+              ) -> Callable[[], LevelResult]:
+        def measured() -> LevelResult:
+            process = psutil.Process(server.process.pid)
+            before = sum(process.cpu_times()[:2])
+            level = run()
+            self.seconds[side] = (self.seconds.get(side, 0.0)
+                                  + sum(process.cpu_times()[:2]) - before)
+            self.requests[side] = self.requests.get(side, 0) + len(level.records)
+            return level
+        return measured
+
+    def ms_per_request(self, side: str) -> float:
+        return 1000 * self.seconds[side] / max(1, self.requests[side])
+
+
 def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
                     ) -> dict[str, dict[int, dict[str, Any]]]:
     """Part 1. Upstream generates exactly as many tokens per request as ours did on average
@@ -162,13 +189,15 @@ def server_overhead(ours: ServerProcess, upstream: ServerProcess, plan: Plan
         n = plan.requests(c)
         tokens = max(1, round(figures([load(ours, plan, c, n, budget,
                                             {"beam_width": 1})])["tokens"]))
+        cpu = ApiCpu()
         with PeakRss(ours.process.pid) as mine, PeakRss(upstream.process.pid) as theirs:
-            pair = alternate({"ours": partial(load, ours, plan, c, n, budget,
-                                              {"beam_width": 1}),
-                              "upstream": partial(load, upstream, plan, c, n, tokens,
-                                                  {"ignore_eos": True})}, plan.rounds)
+            pair = alternate({"ours": cpu.timed("ours", ours, partial(
+                                  load, ours, plan, c, n, budget, {"beam_width": 1})),
+                              "upstream": cpu.timed("upstream", upstream, partial(
+                                  load, upstream, plan, c, n, tokens, {"ignore_eos": True}))},
+                             plan.rounds)
         for side, figs in pair.items():
-            result[side][c] = figs
+            result[side][c] = {**figs, "api_cpu_ms": cpu.ms_per_request(side)}
         result["ours"][c]["rss_peak_mib"] = mine.mib
         result["upstream"][c]["rss_peak_mib"] = theirs.mib
     return result
