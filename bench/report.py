@@ -182,10 +182,12 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
 - **Server overhead (1).** A beam-width-1 answer is one engine call, as upstream's is: the
   model writes all four stages in one generation, which the server cuts into stages
   (`server/search/single_call.py`); a stage is decoded again on its own only when the model
-  breaks the format. API-process CPU per answer at concurrency 32 (psutil, side by side):
-  ours about 5.3 ms against upstream's 2.4–3.2 ms, down from 7.7 ms: the engine now hands a
-  call that nothing streams over every 16 tokens instead of at every token (vLLM's
-  `stream_interval`), and the split into stages decodes each token prefix once. What is left
+  breaks the format. The API process's CPU per request (the part-1 rows; at concurrency 1
+  both processes mostly wait, and their event loops' own polling dominates) is at
+  concurrency 32 about 2-2.5 times upstream's, down from about 3.2 times (7.7 ms against
+  2.4 ms in one measurement before): the engine now hands a call that nothing streams over
+  every 16 tokens instead of at every token (vLLM's `stream_interval`), and the split into
+  stages decodes each token prefix once. What is left
   (py-spy) is request handling (validation, the image, our middleware, the response) and the
   stage bookkeeping; it shows where the engine is fast per request and the API work is not
   hidden behind batching (concurrency 8 and 32 on this machine).

@@ -15,7 +15,9 @@ mode, schema, chat template and image decoding are the server's own), and run by
     structured  width 1 with response_format json_object: the structured-output backend
 
 Stage caps are small (`WARMUP_STAGE_TOKENS`): what is compiled or loaded the first time does not
-depend on how long a stage is. A path that fails is logged as a warning and the warm-up goes
+depend on how long a stage is. The searching paths sample at WARMUP_TEMPERATURE, so that their
+candidates differ and the judge and the verifier are asked (candidates of the same text are
+neither judged nor verified). A path that fails is logged as a warning and the warm-up goes
 on (a model may refuse one of them, as it would refuse such a request); only an engine that
 died stops it. Warm-up is not a request: the HTTP request metrics (requests, latency, TTFT,
 queue) never see it; the search metrics (engine calls, tokens, searches, stages) count its
@@ -46,6 +48,7 @@ from server.search.interface import EngineDead
 log = logging.getLogger(__name__)
 WARMUP_STAGE_TOKENS = 16  # per stage: enough to run every path, short on any model
 WARMUP_WIDTH = 4  # candidates per stage of the searching paths (n > 1 sampling)
+WARMUP_TEMPERATURE = 2.0  # the searching paths': the highest a request may ask
 WARMUP_QUESTION = "How many shapes are in the picture, and which colours are they?"
 
 
@@ -60,7 +63,7 @@ class WarmupPath:
 
 def warmup_paths(settings: Settings) -> tuple[WarmupPath, ...]:
     """The paths, each within this server's limits (`--max-n`)."""
-    searching = {"beam_width": WARMUP_WIDTH}
+    searching = {"beam_width": WARMUP_WIDTH, "temperature": WARMUP_TEMPERATURE}
     return (
         WarmupPath("one_call", {"beam_width": 1, "stream": True}),
         WarmupPath("logprobs", {"beam_width": 1, "logprobs": True, "top_logprobs": 2}),

@@ -56,6 +56,7 @@ def test_every_kind_of_engine_call_was_made_before_any_request(watched):
     _, _, metrics = watched
     for kind in ("stage", "stages", "selection"):
         assert sample(metrics, "cot_server_engine_calls_total", kind=kind) > 0, kind
+    assert sample(metrics, "cot_server_judge_comparisons_total") > 0  # judged, not skipped
     for path in PATHS:
         assert sample(metrics, "cot_server_warmup_requests_total", path=path,
                       outcome="ok") == 1, path

@@ -122,7 +122,8 @@ def test_each_path_is_a_valid_request_down_its_own_path(mode: str, schema: str) 
     verify = params["verify"][0]
     assert (verify.beam_width, verify.selector, verify.sampling.seed) == (4, Selector.VERIFY,
                                                                          None)
-    assert verify.sampling.temperature > 0  # sampled candidates: n > 1 sampling
+    # sampled candidates (n > 1 sampling), hot enough to differ: the same ones are not judged
+    assert judge.sampling.temperature == verify.sampling.temperature == 2.0
     assert params["structured"][0].constraint is not None
 
 
