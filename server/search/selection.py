@@ -4,16 +4,16 @@ comparisons, verifications) go through a `Chooser`, which the search run binds t
 
 - judge: knockout tournament of pairwise comparisons (both presentation orders averaged).
 - verify: each candidate's own transcript + a yes/no question; highest P("yes") wins.
+- vote: answers: the most common normalised answer; other stages: the consensus text.
+- weighted_vote: answers weighted by their P("yes"); other stages: as verify.
+- logprob: highest mean token log-probability.
+- auto: nothing when all agree; a vote when a majority is clear; verify otherwise.
 
 Neither asks the engine what it already knows: candidates that show the judge the same text are
 not compared (the earlier one goes through), and a verification question is asked once per
 distinct prompt (its answer is every such candidate's score), and not at all when every
 candidate would be asked the same (no score could tell them apart). On a model that samples the
 same stage text often (this model's CAPTION, every short answer) most selection calls go.
-- vote: answers: the most common normalised answer; other stages: the consensus text.
-- weighted_vote: answers weighted by their P("yes"); other stages: as verify.
-- logprob: highest mean token log-probability.
-- auto: nothing when all agree; a vote when a majority is clear; verify otherwise.
 """
 
 from __future__ import annotations
@@ -147,17 +147,18 @@ class Selecting:
         one."""
         questions = {i: self.prompts.verification(pool.transcripts[i], pool.stage,
                                                   pool.evidence_of(i)) for i in pool.usable}
+        keys = {i: prompt_text(prompt) for i, (prompt, _) in questions.items()}
         asked: dict[str, tuple[Prompt, tuple[str, str]]] = {}
-        for question in questions.values():
-            asked.setdefault(prompt_text(question[0]), question)
+        for i, question in questions.items():
+            asked.setdefault(keys[i], question)
         if len(asked) == 1:
             return [None] * len(pool.candidates)
         verdicts = await asyncio.gather(*(self.chooser.choose(*q) for q in asked.values()))
         score_of = {key: option_probability(v.picked, v.logprobs, 0)
                     for key, v in zip(asked, verdicts, strict=True)}
         scores: list[float | None] = [None] * len(pool.candidates)
-        for i, question in questions.items():
-            scores[i] = score_of[prompt_text(question[0])]
+        for i, key in keys.items():
+            scores[i] = score_of[key]
         return scores
 
     async def _judge_round(self, pool: Pool, pairs: list[tuple[int, int]]

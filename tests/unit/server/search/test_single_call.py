@@ -5,6 +5,7 @@ import itertools
 
 import pytest
 
+from server.search import single_call
 from server.search.beam import StageChosen, StageSearch, StageText
 from server.search.interface import Constraint, Prompt, Sampling
 from server.search.params import SearchParams, SearchShape
@@ -167,8 +168,6 @@ async def test_where_the_format_breaks_the_search_goes_on_stage_by_stage_from_th
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_stage_past_its_cap_ends_the_call_and_is_decoded_again(stream):
     """Streamed, at once; otherwise at the next hand-over (within READ_EVERY tokens)."""
-    from server.search.single_call import READ_EVERY
-
     engine = FakeEngine(raw=once(SUMMARY + words(100)))
     _, trace, calls = await search(engine, stream, default_stage_max_tokens=16)
     assert calls == ["stages", "stage", "stage", "stage"]
@@ -176,7 +175,7 @@ async def test_a_stage_past_its_cap_ends_the_call_and_is_decoded_again(stream):
     at_once = 2 + 2 + 17
     assert call.finish_reason == "abort"
     assert (call.token_count == at_once if stream
-            else at_once <= call.token_count < at_once + READ_EVERY)
+            else at_once <= call.token_count < at_once + single_call.READ_EVERY)
     assert trace.stages[0].text == "S" and trace.stages[1].text == "CAPTION candidate 0"
 
 
@@ -315,8 +314,6 @@ async def test_a_tag_inside_a_stage_ends_the_call_and_the_stage_is_cut_before_it
 async def test_a_call_nothing_streams_is_handed_over_every_few_tokens(monkeypatch):
     """Not at every token: a call whose text nothing streams asks the engine for its output
     every READ_EVERY tokens; streamed, at every token. The stages are the same either way."""
-    from server.search import single_call
-
     seen: list[int] = []
     real = single_call.OneCall.read
 
