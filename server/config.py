@@ -149,9 +149,26 @@ class Settings(BaseSettings):
                                   "trace says `repetition`; --no-repetition-stop: a looping "
                                   "stage runs to its cap.")
     effort_low: int = Field(1, ge=1, le=16, description="beam_width for reasoning_effort=low.")
-    effort_medium: int = Field(2, ge=1, le=16, description="beam_width for "
+    effort_medium: int = Field(4, ge=1, le=16, description="beam_width for "
                                "reasoning_effort=medium.")
     effort_high: int = Field(4, ge=1, le=16, description="beam_width for reasoning_effort=high.")
+    effort_budget_low: float | None = Field(None, gt=0, description="Search budget of "
+                                            "reasoning_effort=low, in answers (times what one "
+                                            "candidate per stage costs); unset: none.")
+    effort_budget_medium: float | None = Field(2.0, gt=0, description="Search budget of "
+                                               "reasoning_effort=medium, in answers: the search "
+                                               "widens only where candidates disagree, within "
+                                               "it.")
+    effort_budget_high: float | None = Field(None, gt=0, description="Search budget of "
+                                             "reasoning_effort=high, in answers; unset: the "
+                                             "full width at every stage.")
+    retrace_keep: int = Field(2, ge=1, le=16, description="search=retrace: candidates of each "
+                              "stage that go on (each branching again).")
+    retrace_threshold: float = Field(0.5, ge=0, le=1, description="search=retrace: a stage "
+                                     "whose best verifier score is below this sends the search "
+                                     "back a stage.")
+    max_retraces: int = Field(3, ge=0, le=16, description="search=retrace: the most times one "
+                              "search goes back.")
     max_n: int = Field(4, ge=1, description="Most choices (`n`) in one request.")
 
     @classmethod
@@ -227,3 +244,8 @@ class Settings(BaseSettings):
     def effort_width(self, effort: str) -> int:
         return {"low": self.effort_low, "medium": self.effort_medium,
                 "high": self.effort_high}[effort]
+
+    def effort_budget(self, effort: str) -> float | None:
+        """The preset's search budget, in answers (None: no budget)."""
+        return {"low": self.effort_budget_low, "medium": self.effort_budget_medium,
+                "high": self.effort_budget_high}[effort]

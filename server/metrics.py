@@ -84,6 +84,9 @@ class Metrics:
             "cot_server_summaries", "Answers of the reason_summarize pipeline, by outcome: "
             "agreed (the summariser gave the search's answer) or overruled (another one).",
             ["outcome"], registry=r)
+        self.retraces = Counter(
+            "cot_server_retraces", "Retracing searches going back a stage, by the stage whose "
+            "candidates all scored low.", ["stage"], registry=r)
 
     # SearchObserver
     def stage_done(self, stage: str, seconds: float, candidates: int, comparisons: int) -> None:
@@ -108,6 +111,9 @@ class Metrics:
                 ("summary", usage.summary_prompt_tokens, usage.summary_cached_tokens)):
             self.search_prompt_tokens.labels(call).inc(prompt)
             self.search_cached_tokens.labels(call).inc(cached)
+
+    def retraced(self, stage: str) -> None:
+        self.retraces.labels(stage).inc()
 
     def stage_chosen(self, stage: str, selected_by: str) -> None:
         self.stage_selections.labels(stage, selected_by).inc()

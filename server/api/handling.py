@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.api.admission import Admission, request_sequences
 from server.api.errors import APIError, ErrorResponse, api_error_body, as_api_error, renamed
-from server.api.protocol import ChatCompletion, ChatCompletionRequest
+from server.api.protocol import ChatCompletion, ChatCompletionRequest, InvalidField
 from server.api.request_record import CLIENT_GONE, RequestRecord, request_record
 from server.api.serving import ChatService
 from server.api.state import ServerState
@@ -106,8 +106,8 @@ async def prepare(state: ServerState, body: ChatCompletionRequest,
                        code="invalid_value")
     try:
         params = body.to_search_params(settings)
-    except ValueError as exc:
-        raise APIError(400, str(exc), param="stage_max_tokens") from None
+    except InvalidField as exc:
+        raise APIError(400, str(exc), param=names.get(exc.param, exc.param)) from None
     limits = ImageLimits(settings.max_image_bytes, settings.max_image_pixels,
                          remote_policy(settings))
     try:  # decoding is CPU work: keep it off the event loop

@@ -8,6 +8,7 @@ from server.api.protocol import (
     ComparisonOut,
     CompletionTokensDetails,
     PromptTokensDetails,
+    RetraceOut,
     StageCandidateOut,
     StageOut,
     TokenLogprobOut,
@@ -15,22 +16,34 @@ from server.api.protocol import (
     UsageOut,
 )
 from server.search.interface import TokenLogprob
-from server.search.params import SearchParams
+from server.search.params import SearchParams, SearchShape
 from server.search.trace import StageResult, Trace, Usage
 
 
 def stage_out(result: StageResult) -> StageOut:
     finite = lambda x: x if x != float("-inf") else None  # noqa: E731
     scores = result.selection.scores or (None,) * len(result.candidates)
+    parents = result.parents or (None,) * len(result.candidates)
+    attempts = result.attempts or (None,) * len(result.candidates)
     return StageOut(
         name=result.name, tag=result.tag, text=result.text, chosen_index=result.chosen_index,
         selected_by=result.selection.method,
         candidates=[StageCandidateOut(text=c.text, tokens=c.token_count,
                                       mean_logprob=finite(c.mean_logprob), closed=c.closed,
-                                      score=score, cleaned=list(c.cleaned))
-                    for c, score in zip(result.candidates, scores, strict=True)],
+                                      score=score, cleaned=list(c.cleaned), parent=parent,
+                                      attempt=attempt)
+                    for c, score, parent, attempt in zip(result.candidates, scores, parents,
+                                                         attempts, strict=True)],
         comparisons=[ComparisonOut(**c.__dict__) for c in result.comparisons],
         fallback=result.fallback)
+
+
+def retraces_out(trace: Trace, params: SearchParams) -> list[RetraceOut] | None:
+    """A retracing search's retraces (None for the other shapes)."""
+    if params.shape is not SearchShape.RETRACE or not params.branching:
+        return None
+    return [RetraceOut(stage=r.stage, best_score=r.best, back_to=r.back_to)
+            for r in trace.retraces]
 
 
 def usage_out(traces: list[Trace]) -> UsageOut:

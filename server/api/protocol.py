@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from server.config import Settings
+from server.search.budget import SearchBudget
 from server.search.interface import Constraint, Sampling
 from server.search.params import Pipeline, SearchParams, SearchShape, Selector, derive_seed
 from server.search.prompts import Conversation
@@ -175,6 +176,15 @@ class StructuredOutputs(_Lenient):
 TEMPLATE_RESERVED = frozenset({"tokenize", "add_generation_prompt", "chat_template",
                                "conversation", "messages", "continue_final_message",
                                "return_dict"})
+class InvalidField(ValueError):
+    """A request whose fields are each valid but do not go together, or do not fit this
+    server (a 400 naming `param`)."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
 EFFORT_GREEDY = ("none", "minimal")  # reasoning_effort values that mean: no search, greedy
 EFFORT_AS_HIGH = ("xhigh", "max")  # OpenAI's efforts above high: the high preset
 
@@ -267,7 +277,21 @@ class ChatCompletionRequest(_Lenient):
     beam_width: Int | None = Field(None, ge=1, le=16)
     selector: Selector | Literal["best_of_n"] | None = None
     search: SearchShape | None = Field(None, description="stage (stage-level beam search, the "
-                                       "default) or best_of_n (whole answers, selected once)")
+                                       "default), best_of_n (whole answers, selected once) or "
+                                       "retrace (the best retrace_keep of each stage go on; a "
+                                       "stage the verifier scores low sends the search back "
+                                       "one)")
+    search_budget: Int | None = Field(None, ge=1, description="The most tokens the search "
+                                      "generates (candidates and verdicts: "
+                                      "usage.completion_tokens): it widens only where "
+                                      "candidates disagree and the budget affords it")
+    retrace_keep: Int | None = Field(None, ge=1, le=16, description="search=retrace: "
+                                     "candidates of each stage that go on (server default)")
+    retrace_threshold: Float | None = Field(None, ge=0, le=1, description="search=retrace: "
+                                            "the verifier score below which a stage sends the "
+                                            "search back (server default)")
+    max_retraces: Int | None = Field(None, ge=0, le=16, description="search=retrace: the most "
+                                     "times it goes back (server default)")
     pipeline: Pipeline | None = Field(None, description="search (the search's answer stage "
                                       "answers) or reason_summarize (Insight-V's two agents: "
                                       "the search's whole chain is the reasoning, a summariser "
@@ -397,6 +421,31 @@ class ChatCompletionRequest(_Lenient):
             return settings.effort_width(self.reasoning_effort)
         return settings.beam_width
 
+    def search_shape(self, settings: Settings) -> tuple[Selector, SearchShape]:
+        """The selector and the shape. A retracing search ranks by the verifier's scores: its
+        selector is verify (another one is an error)."""
+        shape = self.search or SearchShape.STAGE
+        if self.selector == LEGACY_BEST_OF_N:
+            return Selector.JUDGE, SearchShape.BEST_OF_N
+        if shape is SearchShape.RETRACE:
+            if self.selector not in (None, Selector.VERIFY):
+                raise InvalidField("search=retrace keeps the candidates the verifier scores "
+                                   "best: its selector is verify (leave selector unset)",
+                                   "selector")
+            return Selector.VERIFY, shape
+        return Selector(self.selector or settings.selector), shape
+
+    def search_budget_of(self, settings: Settings) -> SearchBudget | None:
+        """The request's budget in tokens, or else its reasoning_effort preset's in answers
+        (where the width is the preset's too)."""
+        if self.search_budget is not None:
+            return SearchBudget(tokens=self.search_budget)
+        effort = "high" if self.reasoning_effort in EFFORT_AS_HIGH else self.reasoning_effort
+        if self.beam_width is not None or effort is None or effort in EFFORT_GREEDY:
+            return None
+        answers = settings.effort_budget(effort)
+        return None if answers is None else SearchBudget(answers=answers)
+
     def to_conversation(self, decode_image: Callable[[str], Any]) -> Conversation:
         """Messages in chat-template form, with each image part decoded by `decode_image`."""
         messages: list[dict[str, Any]] = []
@@ -424,8 +473,9 @@ class ChatCompletionRequest(_Lenient):
             known = {s.tag.lower(): s.tag for s in schema.stages}
             unknown = sorted(set(k.lower() for k in self.stage_max_tokens) - set(known))
             if unknown:
-                raise ValueError(f"stage_max_tokens names unknown stages {unknown}; "
-                                 f"this server's stages are {list(schema.tags)}")
+                raise InvalidField(f"stage_max_tokens names unknown stages {unknown}; "
+                                   f"this server's stages are {list(schema.tags)}",
+                                   "stage_max_tokens")
             caps = {known[k.lower()]: v for k, v in self.stage_max_tokens.items()}
         else:
             caps = {}
@@ -444,11 +494,9 @@ class ChatCompletionRequest(_Lenient):
                             logit_bias=tuple((int(k), v) for k, v in
                                              (self.logit_bias or {}).items()),
                             skip_special_tokens=self.skip_special_tokens)
-        selector, shape = self.selector or settings.selector, self.search or SearchShape.STAGE
-        if selector == LEGACY_BEST_OF_N:
-            selector, shape = Selector.JUDGE, SearchShape.BEST_OF_N
+        selector, shape = self.search_shape(settings)
         return SearchParams(
-            schema=schema, beam_width=width, selector=Selector(selector), shape=shape,
+            schema=schema, beam_width=width, selector=selector, shape=shape,
             stage_max_tokens=caps, default_stage_max_tokens=default_cap,
             max_tokens=self.token_budget, sampling=sampling, stop=tuple(self.stop_list),
             stop_token_ids=tuple(self.stop_token_ids or ()),
@@ -457,6 +505,12 @@ class ChatCompletionRequest(_Lenient):
             judge_both_orders=settings.judge_both_orders,
             prompted=settings.stage_mode == "prompted", single_call=settings.single_call,
             repetition=RepetitionRule() if settings.repetition_stop else None,
+            budget=self.search_budget_of(settings),
+            keep=self.retrace_keep or settings.retrace_keep,
+            retrace_threshold=(self.retrace_threshold if self.retrace_threshold is not None
+                               else settings.retrace_threshold),
+            max_retraces=(self.max_retraces if self.max_retraces is not None
+                          else settings.max_retraces),
             pipeline=self.pipeline or settings.pipeline)
 
 
@@ -476,6 +530,17 @@ class StageCandidateOut(BaseModel):
                                "<Y>` (cut before a tag that does not belong in it), "
                                "`repetition` (a loop: the stage was closed early, after the "
                                "first copy)")
+    parent: int | None = Field(None, description="search=retrace: the index of the previous "
+                               "stage's candidate this one continues")
+    attempt: int | None = Field(None, description="search=retrace: the pass over the stage "
+                                "that sampled it (0 the first, one more after each retrace to "
+                                "the stage)")
+
+
+class RetraceOut(BaseModel):
+    stage: str = Field(description="the stage whose candidates all scored low")
+    best_score: float = Field(description="its best verifier score, below the threshold")
+    back_to: str = Field(description="the stage sampled again")
 
 
 class ComparisonOut(BaseModel):
@@ -508,6 +573,8 @@ class AssistantMessage(BaseModel):
     summary: StageOut | None = Field(default=None, description="reason_summarize pipeline, "
                                      "with return_trace: the summariser's call, whose text is "
                                      "`content`.")
+    retraces: list[RetraceOut] | None = Field(default=None, description="search=retrace, "
+                                              "with return_trace: each time it went back")
 
 
 LOGPROB_FLOOR = -9999.0  # JSON has no -inf; OpenAI and vLLM report this instead

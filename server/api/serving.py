@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from server import tracing
 from server.api.errors import APIError, api_error_body, as_api_error
-from server.api.outputs import answer_logprobs, stage_out, usage_out
+from server.api.outputs import answer_logprobs, retraces_out, stage_out, usage_out
 from server.api.protocol import (
     AssistantMessage,
     ChatCompletion,
@@ -69,6 +69,8 @@ class ChatService:
             elif isinstance(event, Trace):
                 self.metrics.search_done(params.selector, params.beam_width, event.usage,
                                          event.answer_tokens)
+                for retrace in event.retraces:
+                    self.metrics.retraced(retrace.stage)
                 tracing.add_usage(event.usage.prompt_tokens, event.usage.completion_tokens)
             yield event
 
@@ -91,6 +93,7 @@ class ChatService:
                 message.stages = [stage_out(s) for s in trace.stages]
                 if trace.summary is not None:
                     message.summary = stage_out(trace.summary)
+                message.retraces = retraces_out(trace, params)
             answer = trace.answer_stage
             logprobs = answer_logprobs(answer, params) if answer is not None else None
             choices.append(Choice(index=i, message=message, logprobs=logprobs,

@@ -6,7 +6,11 @@
         prefix    += best
 
 Best-of-N, the paper's baseline, samples N whole answers (each stage greedy-width 1, sampled)
-and selects once among them, with the same selectors.
+and selects once among them, with the same selectors. Retrace (retrace.py) keeps the best few
+of each stage's candidates and goes back a stage where the verifier scores them all low.
+
+Under a compute budget (budget.py) a stage starts with two candidates and samples more only
+while they disagree and the budget affords them; best-of-N adds chains the same way.
 
 Without branching (width 1: greedy answers, each best-of-N chain) there is nothing to select: the
 model writes its stages in one engine call, which is cut into stages as it decodes
@@ -27,6 +31,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from server import tracing
+from server.search.budget import FIRST_BATCH, MORE_BATCH, Spending
 from server.search.interface import (
     ChoiceResult,
     GenerateResult,
@@ -41,6 +46,7 @@ from server.search.interface import (
 from server.search.params import SearchParams, SearchShape
 from server.search.prompts import Conversation, PromptBuilder, RenderChat
 from server.search.repetition import LoopWatch
+from server.search.retrace import Retrace
 from server.search.schema import (
     FULL_ANSWER_CRITERION,
     Stage,
@@ -48,7 +54,7 @@ from server.search.schema import (
     clean_stage,
 )
 from server.search.selection import Pool, Selecting
-from server.search.selectors import best_by_logprob
+from server.search.selectors import best_by_logprob, candidates_agree
 from server.search.single_call import OneCall
 from server.search.trace import Candidate, Selection, StageResult, Trace, Usage
 
@@ -117,8 +123,12 @@ class StageSearch:
         answer, then the finished Trace; with `stream_text`, a search without branching also
         yields each stage's text as it is decoded."""
         run = SearchRun(self, conversation, params)
-        if params.shape is SearchShape.BEST_OF_N and params.branching:
-            await run.best_of_n()
+        if params.shape in (SearchShape.BEST_OF_N, SearchShape.RETRACE) and params.branching:
+            # every stage is final only once the answer is chosen
+            await (run.best_of_n() if params.shape is SearchShape.BEST_OF_N
+                   else Retrace(run).search())
+            for result in run.trace.stages:
+                yield StageChosen(result, replace(run.trace.usage))
         elif stream_text and not params.branching:
             async for event in run.streamed():
                 yield event
@@ -150,6 +160,9 @@ class SearchRun:
                                    params.judge_both_orders)
         self.show_text: Callable[[str, str], None] | None = None  # (tag, text) while decoding
         self.text_streams: dict[str, StageTextStream] = {}  # what a stage has shown so far
+        self.spending = None if params.budget is None else Spending(
+            params.budget, {s.tag: params.stage_cap(s) for s in params.schema.stages},
+            params.schema.tags)
 
     # ------------------------------------------------------------------ the loop
 
@@ -178,8 +191,8 @@ class SearchRun:
         """Select among a stage's candidates and append the chosen one."""
         selection = await self.select(self.stage_pool(prompt, stage, candidates))
         result = StageResult(stage, tuple(candidates), selection, fallback)
-        self.search.observer.stage_done(stage.tag, time.monotonic() - started,
-                                        len(candidates), selection.judged)
+        self.stage_done(stage.tag, time.monotonic() - started, len(candidates),
+                        selection.judged)
         self.append(result)
         if self.cut_by_budget(result, cap):
             self.trace.finish_reason = "length"
@@ -225,6 +238,9 @@ class SearchRun:
             if getter is not None:  # a consumer that left while waiting: no task left pending
                 getter.cancel()
 
+    def stage_done(self, tag: str, seconds: float, candidates: int, comparisons: int) -> None:
+        self.search.observer.stage_done(tag, seconds, candidates, comparisons)
+
     def append(self, result: StageResult) -> None:
         self.trace.stages.append(result)
         self.chosen.append((result.stage, result.chosen))
@@ -248,14 +264,47 @@ class SearchRun:
 
     async def branch(self, prompt: Prompt, stage: Stage, cap: int, width: int, index: int
                      ) -> tuple[list[Candidate], bool]:
-        """`width` candidates of `stage`; if none is usable, one greedy candidate instead."""
-        sampling = self.params.stage_sampling(stage, width, cap,
-                                              self.params.seed(*self.path, "stage", index))
+        """`width` candidates of `stage` (under a budget: as many as they need and it affords);
+        if none is usable, one greedy candidate instead."""
+        seed_path = (*self.path, "stage", index)
+        if self.spending is None or width == 1:
+            return await self.sample(prompt, stage, cap, width, seed_path)
+        return await self.widen(prompt, stage, cap, width, seed_path)
+
+    async def sample(self, prompt: Prompt, stage: Stage, cap: int, n: int,
+                     seed_path: tuple[Any, ...]) -> tuple[list[Candidate], bool]:
+        sampling = self.params.stage_sampling(stage, n, cap, self.params.seed(*seed_path))
         candidates = await self.generate(prompt, stage, sampling)
         if any(c.usable for c in candidates) or sampling.temperature == 0.0:
             return candidates, False
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         return await self.generate(prompt, stage, greedy), True
+
+    async def widen(self, prompt: Prompt, stage: Stage, cap: int, width: int,
+                    seed_path: tuple[Any, ...]) -> tuple[list[Candidate], bool]:
+        """Under a budget: two candidates (one where two do not fit), then more while they
+        disagree, up to `width`, as long as the budget affords them and their selection."""
+        assert self.spending is not None
+        first = min(FIRST_BATCH, width)
+        if not self.affords(stage, first, first):
+            first = 1
+        candidates, fallback = await self.sample(prompt, stage, cap, first, seed_path)
+        more = 0
+        while not fallback and len(candidates) < width and not candidates_agree(candidates):
+            n = min(MORE_BATCH, width - len(candidates))
+            if not self.affords(stage, n, len(candidates) + n):
+                break
+            more += 1
+            sampling = self.params.stage_sampling(stage, n, cap,
+                                                  self.params.seed(*seed_path, "more", more))
+            candidates += await self.generate(prompt, stage, sampling)
+        return candidates, fallback
+
+    def affords(self, stage: Stage, candidates: int, among: int) -> bool:
+        """The budget affords `candidates` more of the stage and the selection among `among`."""
+        assert self.spending is not None
+        return self.spending.affords(self.trace.usage.completion_tokens, stage.tag, candidates,
+                                     self.params.verdicts(among))
 
     def sinks(self, stage: Stage, sampling: Sampling) -> PartialSinks | None:
         """What reads a stage's candidates while they are decoded, if anything: a
@@ -293,6 +342,8 @@ class SearchRun:
         result = await self.call_engine("stage", prompt, sampling, self.sinks(stage, sampling))
         generated = sum(g.token_count for g in result.generations)
         self.trace.usage.add_generation(result.prompt_tokens, result.cached_tokens, generated)
+        if self.spending is not None:
+            self.spending.saw(stage.tag, [g.token_count for g in result.generations])
         return self.candidates(stage, sampling, result)
 
     def candidates(self, stage: Stage, sampling: Sampling, result: GenerateResult
@@ -371,12 +422,9 @@ class SearchRun:
     # ------------------------------------------------------------------ best-of-N
 
     async def best_of_n(self) -> Trace:
-        """N complete answers sampled independently, then one selected among them."""
-        chains = [SearchRun(self.search, self.conversation, self.params, (*self.path, "chain", i))
-                  for i in range(self.params.beam_width)]
-        await asyncio.gather(*(chain.complete() for chain in chains))
-        for chain in chains:
-            self.trace.usage.merge(chain.trace.usage)
+        """N complete answers sampled independently (under a budget: two, then more while their
+        answers differ and it affords them), then one selected among them."""
+        chains = await self.chains()
         selection = await self.select(self.chain_pool(chains))
         winner = chains[selection.winner]
         self.trace.finish_reason = winner.trace.finish_reason
@@ -388,6 +436,30 @@ class SearchRun:
                 stage.stage, per_chain, selection if last else Selection(selection.winner,
                                                                           selection.method)))
         return self.trace
+
+    async def chains(self) -> list[SearchRun]:
+        width, chains = self.params.beam_width, list[SearchRun]()
+        chain_params = replace(self.params, budget=None)  # a chain does not branch
+        while len(chains) < width:
+            n = width if self.spending is None else min(
+                FIRST_BATCH if not chains else MORE_BATCH, width - len(chains))
+            if self.spending is not None and not self.spending.affords_answers(
+                    self.trace.usage.completion_tokens, n, self.params.verdicts(len(chains) + n)):
+                if chains:
+                    break
+                n = 1
+            batch = [SearchRun(self.search, self.conversation, chain_params,
+                               (*self.path, "chain", len(chains) + i)) for i in range(n)]
+            await asyncio.gather(*(chain.complete() for chain in batch))
+            for chain in batch:
+                self.trace.usage.merge(chain.trace.usage)
+                if self.spending is not None:
+                    for result in chain.trace.stages:
+                        self.spending.saw(result.tag, [result.chosen.token_count])
+            chains += batch
+            if self.spending is not None and candidates_agree([c.answer for c in chains]):
+                break
+        return chains
 
     async def complete(self) -> None:
         async for _ in self.stages(1):

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from server.search.budget import SearchBudget
 from server.search.interface import Constraint, Sampling
 from server.search.repetition import RepetitionRule
 from server.search.schema import Stage, StageSchema
@@ -32,6 +33,9 @@ class SearchShape(StrEnum):
 
     STAGE = "stage"  # stage-level beam search: branch -> select -> append, stage by stage
     BEST_OF_N = "best_of_n"  # N complete answers, one selected at the end (the paper's baseline)
+    # SWIRES-style: the best `keep` of each stage's candidates go on, each branching again; a
+    # stage whose best verifier score is below a threshold sends the search back a stage
+    RETRACE = "retrace"
 
 
 class Pipeline(StrEnum):
@@ -74,6 +78,12 @@ class SearchParams:
     # a stage caught in a loop is closed after the loop's first copy (None: never)
     repetition: RepetitionRule | None = field(default_factory=RepetitionRule)
     pipeline: Pipeline = Pipeline.SEARCH
+    budget: SearchBudget | None = None  # what the search may generate (budget.py)
+    # retrace: candidates kept per stage, the verifier score below which a stage sends the
+    # search back, and how many times it may
+    keep: int = 2
+    retrace_threshold: float = 0.5
+    max_retraces: int = 3
 
     @property
     def summarized(self) -> bool:
@@ -114,6 +124,14 @@ class SearchParams:
         asked once: the first such candidate is kept)."""
         return self.branching and self.selector in (Selector.LOGPROB, Selector.VOTE,
                                                     Selector.AUTO)
+
+    def verdicts(self, candidates: int) -> int:
+        """The selection calls (one token each) the selector makes at most among `candidates`."""
+        if candidates <= 1 or self.selector in (Selector.VOTE, Selector.LOGPROB):
+            return 0
+        if self.selector is Selector.JUDGE:
+            return (candidates - 1) * (2 if self.judge_both_orders else 1)
+        return candidates
 
     def stage_sampling(self, stage: Stage, width: int, cap: int, seed: int | None) -> Sampling:
         """The sampling of one stage's candidates: the request's, capped, stopped at the stage's

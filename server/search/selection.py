@@ -113,14 +113,14 @@ class Selecting:
     # ------------------------------------------------------------------ model-based selectors
 
     async def verify(self, pool: Pool) -> Selection:
-        scores = await self._scores(pool)
+        scores = await self.scores(pool)
         winner = max(pool.usable, key=lambda i: (scores[i] or 0.0, pool.logprob(i)))
         return Selection(winner, Selector.VERIFY, scores=tuple(scores))
 
     async def weighted_vote(self, pool: Pool) -> Selection:
         if not pool.is_answer:
             return await self.verify(pool)
-        scores = await self._scores(pool)
+        scores = await self.scores(pool)
         weights = [s or 0.0 for s in scores]
         members, _ = majority(pool.texts, pool.usable, lambda i: weights[i], weights)
         winner = max(members, key=lambda i: (weights[i], pool.logprob(i)))
@@ -141,24 +141,28 @@ class Selecting:
                                  self.rng)
         return Selection(outcome.winner, Selector.JUDGE, outcome.comparisons)
 
-    async def _scores(self, pool: Pool) -> list[float | None]:
+    async def scores(self, pool: Pool, known: dict[str, float] | None = None
+                     ) -> list[float | None]:
         """P("yes") of each usable candidate (None for unusable ones): every distinct
         verification prompt asked once, all at once; none asked (all None) when there is only
-        one."""
+        one. `known`: the answers to prompts asked before (by prompt text), used and added to
+        (a retracing search scores a stage's candidates over several passes)."""
+        known = {} if known is None else known
         questions = {i: self.prompts.verification(pool.transcripts[i], pool.stage,
                                                   pool.evidence_of(i)) for i in pool.usable}
         keys = {i: prompt_text(prompt) for i, (prompt, _) in questions.items()}
+        if len(set(keys.values())) <= 1:
+            return [None] * len(pool.candidates)
         asked: dict[str, tuple[Prompt, tuple[str, str]]] = {}
         for i, question in questions.items():
-            asked.setdefault(keys[i], question)
-        if len(asked) == 1:
-            return [None] * len(pool.candidates)
+            if keys[i] not in known:
+                asked.setdefault(keys[i], question)
         verdicts = await asyncio.gather(*(self.chooser.choose(*q) for q in asked.values()))
-        score_of = {key: option_probability(v.picked, v.logprobs, 0)
-                    for key, v in zip(asked, verdicts, strict=True)}
+        for key, verdict in zip(asked, verdicts, strict=True):
+            known[key] = option_probability(verdict.picked, verdict.logprobs, 0)
         scores: list[float | None] = [None] * len(pool.candidates)
         for i, key in keys.items():
-            scores[i] = score_of[key]
+            scores[i] = known[key]
         return scores
 
     async def _judge_round(self, pool: Pool, pairs: list[tuple[int, int]]

@@ -103,6 +103,10 @@ class StageResult:
     candidates: tuple[Candidate, ...]
     selection: Selection
     fallback: bool = False  # every sampled candidate failed; a greedy one was used
+    # retrace: each candidate's parent (the previous stage's candidate it continues) and the
+    # pass over the stage that sampled it (0 first, one more after each retrace to it)
+    parents: tuple[int | None, ...] = ()
+    attempts: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -127,6 +131,16 @@ class StageResult:
     @property
     def text(self) -> str:
         return self.chosen.text
+
+
+@dataclass(frozen=True)
+class Retraced:
+    """A retracing search went back: the best verifier score of `stage`'s candidates was
+    `best`, below the threshold, so `back_to` (the stage before) was sampled again."""
+
+    stage: str
+    best: float
+    back_to: str
 
 
 @dataclass
@@ -186,6 +200,7 @@ class Trace:
     # the summariser's answer (reason_summarize pipeline): then the answer, and every stage of
     # the search (its answer stage too) is reasoning
     summary: StageResult | None = None
+    retraces: list[Retraced] = field(default_factory=list)  # retrace shape: each time it went back
 
     @property
     def answer(self) -> str:

@@ -34,8 +34,13 @@ from server.search.interface import (
     Sampling,
     prompt_text,
 )
+from server.search.prompts import Conversation
 from server.search.schema import SCHEMAS
 
+# a question with an image, as the searches' tests ask it
+CONV = Conversation(({"role": "user", "content": [{"type": "image"},
+                                                   {"type": "text", "text": "How many?"}]},),
+                    ("IMAGE",))
 _VERIFY = re.compile(r"<(\w+)>([^<]*)</\1>\n\n\[Verify\] (?:Again: <\w+>[^<]*</\w+>\n)?"
                      r"Is the (\w+) stage above correct\? "
                      r"Reply yes or no: $")

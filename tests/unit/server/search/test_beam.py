@@ -8,18 +8,14 @@ import pytest
 from server.search.beam import StageChosen, StageSearch, Summarized
 from server.search.interface import Constraint, PromptTooLong, Sampling, prompt_text
 from server.search.params import Pipeline, SearchParams, SearchShape, Selector
-from server.search.prompts import Conversation
 from server.search.schema import LLAVA_COT, THINK_ANSWER
 from server.search.trace import Trace
 from tests.unit.server.search.fake_engine import (
+    CONV,
     FakeEngine,
     cancel_while_generating,
     render_chat_fake,
 )
-
-CONV = Conversation(({"role": "user", "content": [{"type": "image"},
-                                                   {"type": "text", "text": "How many?"}]},),
-                    ("IMAGE",))
 
 
 async def run(engine, params) -> tuple[list[StageChosen], Trace]:
@@ -180,7 +176,9 @@ async def test_best_of_n_samples_whole_chains_then_judges_once():
     engine = FakeEngine(script=lambda stage, s, i: f"{stage} seed {s.seed}")
     events, trace = await run(engine, params(beam_width=3, shape=SearchShape.BEST_OF_N,
                                              sampling=Sampling(temperature=0.6, seed=5)))
-    assert not events  # no stage is final before the end
+    # every stage is final only once the chains are done: they come then, the winner's
+    assert [e.result.tag for e in events] == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
+    assert [e.result for e in events] == trace.stages
     assert len(engine.generate_calls) == 3  # each chain's stages in one call
     assert all(s.n == 1 and s.stop == ("</CONCLUSION>",) for _, s in engine.generate_calls)
     assert len(trace.stages) == 4
@@ -461,10 +459,10 @@ async def test_best_of_n_chains_are_summarised_after_the_winner_is_chosen():
     engine = FakeEngine(script=lambda stage, s, i: f"{stage} seed {s.seed}")
     events, trace = await run(engine, summarizing(beam_width=3, shape=SearchShape.BEST_OF_N,
                                                   sampling=Sampling(temperature=0.6, seed=5)))
-    assert [type(e).__name__ for e in events] == ["Summarized"]
+    assert [type(e).__name__ for e in events] == ["StageChosen"] * 4 + ["Summarized"]
     prompt, _ = engine.generate_calls[-1]
     assert trace.tagged_text() in prompt and prompt.endswith("Answer again: <CONCLUSION>")
-    assert trace.summary is events[0].result
+    assert trace.summary is events[-1].result
 
 
 async def test_no_summary_when_the_budget_ended_the_chain():

@@ -9,18 +9,16 @@ from server.search import single_call
 from server.search.beam import StageChosen, StageSearch, StageText
 from server.search.interface import Constraint, Prompt, Sampling
 from server.search.params import SearchParams, SearchShape
-from server.search.prompts import Conversation, PromptBuilder
+from server.search.prompts import PromptBuilder
 from server.search.schema import LLAVA_COT
 from server.search.trace import Trace
 from tests.unit.server.search.fake_engine import (
+    CONV,
     FakeEngine,
     cancel_while_generating,
     render_chat_fake,
 )
 
-CONV = Conversation(({"role": "user", "content": [{"type": "image"},
-                                                   {"type": "text", "text": "How many?"}]},),
-                    ("IMAGE",))
 TAGS = list(LLAVA_COT.tags)
 
 

@@ -1,0 +1,116 @@
+"""The retracing search (SWIRES) over a deterministic FAKE engine (pure orchestration logic).
+The FAKE verifier says yes with probability 0.9 to a candidate whose text has "right" in it,
+0.2 to any other."""
+
+import pytest
+
+from server.search.beam import StageChosen, StageSearch
+from server.search.budget import SearchBudget
+from server.search.interface import Sampling
+from server.search.params import SearchParams, SearchShape, Selector
+from server.search.schema import LLAVA_COT
+from tests.unit.server.search.fake_engine import (
+    CONV,
+    FakeEngine,
+    cancel_while_generating,
+    render_chat_fake,
+)
+
+
+def params(**kw) -> SearchParams:
+    kw.setdefault("sampling", Sampling(temperature=0.6, seed=3))
+    kw.setdefault("beam_width", 4)
+    return SearchParams(schema=LLAVA_COT, shape=SearchShape.RETRACE, selector=Selector.VERIFY,
+                        **kw)
+
+
+async def run(engine, p):
+    events = [e async for e in StageSearch(engine, render_chat_fake).run(CONV, p)]
+    return events[:-1], events[-1]
+
+
+async def test_without_low_scores_it_keeps_two_and_branches_each_kept_chain():
+    """Candidate 1 of every call is right (0.9 > 0.5): no retrace; the first stage branches 4
+    from the question, every later stage 2 from each of the 2 kept chains; the answer is the
+    best chain's."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}" if i == 1 else f"{tag} {i}")
+    events, trace = await run(engine, params())
+    assert not trace.retraces
+    assert [s.n for _, s in engine.generate_calls] == [4, 2, 2, 2, 2, 2, 2]
+    assert [e.result.tag for e in events] == ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
+    for position, stage in enumerate(trace.stages):
+        assert len(stage.candidates) == 4
+        assert "right" in stage.text and stage.selection.method == "verify"
+        assert set(stage.attempts) == {0}
+        if position:  # each candidate continues one of the previous stage's two kept ones
+            assert len(set(stage.parents)) == 2
+            previous = trace.stages[position - 1]
+            assert stage.parents[stage.chosen_index] == previous.chosen_index
+    assert trace.answer.startswith("CONCLUSION right")
+    # each verification continues its own candidate's transcript, and is asked once
+    assert len(engine.choose_calls) == len(set(engine.choose_calls)) == 16
+
+
+async def test_a_stage_scored_low_sends_the_search_back_one_stage_at_most_max_retraces_times():
+    """REASONING is never right: each time, CAPTION is sampled again and REASONING after it,
+    until the retraces run out; the candidates of every pass stay in the trace."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right" if tag != "REASONING"
+                        else f"{tag} seed {s.seed} {i}")
+    _, trace = await run(engine, params(max_retraces=2))
+    assert [(r.stage, r.back_to) for r in trace.retraces] == [("REASONING", "CAPTION")] * 2
+    assert all(r.best == pytest.approx(0.2) for r in trace.retraces)
+    caption, reasoning = trace.stages[1], trace.stages[2]
+    assert sorted(set(caption.attempts)) == sorted(set(reasoning.attempts)) == [0, 1, 2]
+    assert len(reasoning.candidates) == 12  # 4 a pass, kept from every pass
+    assert all(p is not None and p < len(caption.candidates) for p in reasoning.parents)
+    assert reasoning.parents[reasoning.chosen_index] == caption.chosen_index
+    assert trace.answer == "CONCLUSION right"
+
+
+async def test_the_retrace_stops_once_a_pass_scores_high():
+    calls = {"REASONING": 0}
+
+    def script(tag, s, i):
+        if tag != "REASONING":
+            return f"{tag} right {i}"
+        calls[tag] += 1  # one script call per candidate
+        return f"{tag} right {i}" if calls[tag] > 4 else f"{tag} wrong {calls[tag]}"
+    engine = FakeEngine(script=script)
+    _, trace = await run(engine, params(max_retraces=3))
+    assert len(trace.retraces) == 1
+    reasoning = trace.stages[2]
+    assert "right" in reasoning.text and reasoning.attempts[reasoning.chosen_index] == 1
+
+
+async def test_no_retrace_where_every_candidate_says_the_same():
+    """The same text everywhere: nothing to verify (no score), nothing to go back for."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} same")
+    _, trace = await run(engine, params())
+    assert not trace.retraces and not engine.choose_calls
+    assert all(s.selection.method == "agree" for s in trace.stages)
+    # the same text after the same chain is one chain: one kept, so one call a stage after
+    assert [s.n for _, s in engine.generate_calls] == [4, 4, 4, 4]
+
+
+async def test_a_budget_too_small_for_a_retrace_takes_none():
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} seed {s.seed} {i}")
+    _, unbudgeted = await run(engine, params(max_retraces=3))
+    assert len(unbudgeted.retraces) == 3
+    spent = unbudgeted.usage.completion_tokens
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} seed {s.seed} {i}")
+    _, trace = await run(engine, params(max_retraces=3, budget=SearchBudget(tokens=spent // 2)))
+    assert len(trace.retraces) < 3
+    assert trace.usage.completion_tokens < spent
+
+
+async def test_cancelling_a_retrace_cancels_its_engine_calls():
+    engine = FakeEngine(delay=10)
+    events = StageSearch(engine, render_chat_fake).run(CONV, params(beam_width=2, keep=1))
+    await cancel_while_generating(engine, events)
+
+
+async def test_stages_come_once_the_answer_is_chosen_with_the_usage_so_far():
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right" if i == 0 else f"{tag} {i}")
+    events, trace = await run(engine, params())
+    assert all(isinstance(e, StageChosen) for e in events)
+    assert events[-1].usage == trace.usage
