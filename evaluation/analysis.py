@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from evaluation.configs import BEST_OF_N, SELECTORS, STAGE, ordered, try_parse
+from evaluation.configs import BEST_OF_N, RETRACE, SELECTORS, STAGE, ordered, try_parse
 from evaluation.records import Answer, Summary, by_config, summarise
 from evaluation.scoring import Paired, SelectionReport, paired, score
 
@@ -57,7 +57,8 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
     """(a, b, what it asks) for the comparisons the report makes, among the configurations run:
     every stage configuration at width 4 against greedy; best-of-N at 4 against greedy; each
     stage-X-4 against bon-X-4 (same selector, similar compute); and per selector, the stage
-    widths against each other (4 vs 2, 8 vs 4, 8 vs 2)."""
+    widths against each other (4 vs 2, 8 vs 4, 8 vs 2); a retracing or budgeted search against
+    the fixed-width stage search of its selector at width 4 (and against greedy)."""
     present = set(names)
     pairs: list[tuple[str, str, str]] = []
 
@@ -67,7 +68,7 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
 
     for name in names:
         config = try_parse(name)
-        if config and config.search == STAGE and config.width == WIDTH:
+        if config and config.search == STAGE and config.width == WIDTH and config.fixed:
             add(name, "greedy", "stage search against no search")
     for name in names:
         config = try_parse(name)
@@ -80,6 +81,14 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
         add(stage_name(selector, 4), stage_name(selector, 2), "width 4 against 2")
         add(stage_name(selector, 8), stage_name(selector, 4), "width 8 against 4")
         add(stage_name(selector, 8), stage_name(selector, 2), "width 8 against 2")
+    for name in names:
+        config = try_parse(name)
+        if config is None or (config.fixed and config.search != RETRACE):
+            continue
+        why = "retrace against keep-1" if config.search == RETRACE else "budget against fixed"
+        add(name, stage_name(str(config.selector), WIDTH), f"{why} width {WIDTH}")
+        add(name, "greedy", f"{'retrace' if config.search == RETRACE else 'budget'} against "
+            "no search")
     return pairs
 
 

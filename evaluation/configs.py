@@ -1,13 +1,18 @@
 """The search configurations the evaluation compares, and their names.
 
 A configuration is one way of asking the server: no search (`greedy`), best-of-N
-(`bon-<selector>-<N>`: N whole answers, one selected at the end) or stage-level search
+(`bon-<selector>-<N>`: N whole answers, one selected at the end), stage-level search
 (`stage-<selector>-<width>`: every stage branches into `width` candidates and the selector keeps
-one). The default set:
+one) or retracing search (`retrace-verify-<width>`: the best two of each stage go on, a stage the
+verifier scores low sends it back). A suffix `-t<tokens>` gives any search a token budget
+(`search_budget`), and `effort-<low|medium|high>-<selector>` asks by a `reasoning_effort`
+preset (its width and budget are the server's). The default set:
 
     greedy
     bon-{judge,verify,vote,weighted_vote}-4
     stage-{judge,verify,vote,weighted_vote,logprob,auto}-{2,4,8}
+    retrace-verify-4
+    effort-medium-verify
 
 `select("...")` reads the `--configs` option: a comma-separated list of names and glob patterns
 (`stage-*-4`, `bon-*`, `*verify*`); patterns match the default set, a plain name may also be any
@@ -21,44 +26,65 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-GREEDY, BEST_OF_N, STAGE = "greedy", "best_of_n", "stage"
+GREEDY, BEST_OF_N, STAGE, RETRACE = "greedy", "best_of_n", "stage", "retrace"
+EFFORTS = ("low", "medium", "high")
 SELECTORS = ("judge", "verify", "vote", "weighted_vote", "logprob", "auto")
 BON_SELECTORS = ("judge", "verify", "vote", "weighted_vote")  # the default best-of-N ones
 STAGE_WIDTHS = (2, 4, 8)
 BON_WIDTH = 4
 MAX_WIDTH = 16  # the server's limit on beam_width
-PREFIX = {BEST_OF_N: "bon", STAGE: "stage"}
-_NAME = re.compile(r"^(bon|stage)-([a-z_]+)-([0-9]+)$")
+PREFIX = {BEST_OF_N: "bon", STAGE: "stage", RETRACE: "retrace"}
+_NAME = re.compile(r"^(bon|stage|retrace)-([a-z_]+)-([0-9]+)(?:-t([0-9]+))?$")
+_EFFORT = re.compile(r"^effort-([a-z]+)-([a-z_]+)$")
 
 
 @dataclass(frozen=True)
 class Config:
-    search: str  # GREEDY, BEST_OF_N or STAGE
+    search: str  # GREEDY, BEST_OF_N, STAGE or RETRACE
     selector: str | None = None  # None for greedy
-    width: int = 1  # beam_width: candidates per stage, or best-of-N's N
+    width: int = 1  # beam_width: candidates per stage, or best-of-N's N (0: the preset's)
+    budget: int | None = None  # search_budget, tokens
+    effort: str | None = None  # a reasoning_effort preset instead of a width and a budget
 
     @property
     def name(self) -> str:
         if self.search == GREEDY:
             return "greedy"
-        return f"{PREFIX[self.search]}-{self.selector}-{self.width}"
+        if self.effort is not None:
+            return f"effort-{self.effort}-{self.selector}"
+        budget = f"-t{self.budget}" if self.budget is not None else ""
+        return f"{PREFIX[self.search]}-{self.selector}-{self.width}{budget}"
+
+    @property
+    def fixed(self) -> bool:
+        """A fixed width at every stage (no budget, no preset)."""
+        return self.budget is None and self.effort is None
 
     def request_fields(self) -> dict[str, Any]:
         """The request's search fields (beside OpenAI's)."""
         if self.search == GREEDY:
             return {"beam_width": 1}
-        return {"beam_width": self.width, "selector": self.selector, "search": self.search}
+        if self.effort is not None:
+            return {"reasoning_effort": self.effort, "selector": self.selector}
+        fields: dict[str, Any] = {"beam_width": self.width, "selector": self.selector,
+                                  "search": self.search}
+        if self.budget is not None:
+            fields["search_budget"] = self.budget
+        return fields
 
-    def sort_key(self) -> tuple[int, int, int]:
-        order = (GREEDY, BEST_OF_N, STAGE)
+    def sort_key(self) -> tuple[int, int, int, int]:
+        order = (GREEDY, BEST_OF_N, STAGE, RETRACE)
         selector = SELECTORS.index(self.selector) if self.selector in SELECTORS else -1
-        return order.index(self.search), selector, self.width
+        return (order.index(self.search), selector, self.width,
+                self.budget or (EFFORTS.index(self.effort) + 1 if self.effort else 0))
 
 
 DEFAULT_CONFIGS: tuple[Config, ...] = (
     Config(GREEDY),
     *(Config(BEST_OF_N, s, BON_WIDTH) for s in BON_SELECTORS),
     *(Config(STAGE, s, w) for s in SELECTORS for w in STAGE_WIDTHS),
+    Config(RETRACE, "verify", BON_WIDTH),
+    Config(STAGE, "verify", 0, effort="medium"),
 )
 
 
@@ -66,16 +92,34 @@ def parse(name: str) -> Config:
     """The configuration a name stands for; ValueError for a name that is not one."""
     if name == "greedy":
         return Config(GREEDY)
+    effort = _EFFORT.match(name)
+    if effort:
+        level, selector = effort.groups()
+        if level not in EFFORTS:
+            raise ValueError(f"{name!r}: the effort is one of {', '.join(EFFORTS)}")
+        _known(name, selector)
+        return Config(STAGE, selector, 0, effort=level)
     match = _NAME.match(name)
     if not match:
         raise ValueError(f"{name!r} is not a configuration name (greedy, bon-<selector>-<N>, "
-                         "stage-<selector>-<width>)")
+                         "stage-<selector>-<width>, retrace-verify-<width>, any of those with "
+                         "-t<tokens>, effort-<level>-<selector>)")
     prefix, selector, width = match.group(1), match.group(2), int(match.group(3))
-    if selector not in SELECTORS:
-        raise ValueError(f"{name!r}: unknown selector {selector!r}; known: {', '.join(SELECTORS)}")
+    _known(name, selector)
+    if prefix == "retrace" and selector != "verify":
+        raise ValueError(f"{name!r}: a retracing search ranks by the verifier (retrace-verify)")
     if not 2 <= width <= MAX_WIDTH:
         raise ValueError(f"{name!r}: the width must be 2 to {MAX_WIDTH}")
-    return Config(BEST_OF_N if prefix == "bon" else STAGE, selector, width)
+    budget = int(match.group(4)) if match.group(4) else None
+    if budget is not None and budget < 1:
+        raise ValueError(f"{name!r}: a token budget is at least 1")
+    search = {"bon": BEST_OF_N, "stage": STAGE, "retrace": RETRACE}[prefix]
+    return Config(search, selector, width, budget)
+
+
+def _known(name: str, selector: str) -> None:
+    if selector not in SELECTORS:
+        raise ValueError(f"{name!r}: unknown selector {selector!r}; known: {', '.join(SELECTORS)}")
 
 
 def try_parse(name: str) -> Config | None:
@@ -107,8 +151,8 @@ def select(spec: str) -> list[Config]:
 def ordered(names: set[str] | list[str]) -> list[str]:
     """Names in report order: greedy, best-of-N, stage search (by selector, then width); names
     that are not configurations last."""
-    def key(name: str) -> tuple[int, tuple[int, int, int], str]:
+    def key(name: str) -> tuple[int, tuple[int, int, int, int], str]:
         config = try_parse(name)
-        return (config is None, config.sort_key() if config else (0, 0, 0), name)
+        return (config is None, config.sort_key() if config else (0, 0, 0, 0), name)
 
     return sorted(set(names), key=key)

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.analysis import Results, comparisons
-from evaluation.configs import BEST_OF_N, DEFAULT_CONFIGS, GREEDY, SELECTORS, STAGE, try_parse
+from evaluation.configs import (
+    BEST_OF_N,
+    DEFAULT_CONFIGS,
+    GREEDY,
+    RETRACE,
+    SELECTORS,
+    STAGE,
+    try_parse,
+)
 from evaluation.scoring import STAGE_ORDER, Tally
 from evaluation.targets import MET, MISSED, Target
 
@@ -235,7 +243,7 @@ def plot(results: Results, path: Path, title: str) -> None:
     for i, selector in enumerate(SELECTORS):
         colour = colours(i)
         stage = sorted((n for n, c in parsed.items()
-                        if c.search == STAGE and c.selector == selector),
+                        if c.search == STAGE and c.selector == selector and c.fixed),
                        key=lambda n: parsed[n].width)
         if stage:
             errorbar(stage, fmt="-o", color=colour, label=f"stage search, {selector}")
@@ -251,6 +259,19 @@ def plot(results: Results, path: Path, title: str) -> None:
                 axes.annotate(f"N={parsed[n].width}", (results.tokens(n),
                               results.summaries[n].accuracy), textcoords="offset points",
                               xytext=(4, -10), fontsize=7, color=colour)
+        for label, marker, names in (
+                ("retrace", "^", [n for n, c in parsed.items()
+                                  if c.search == RETRACE and c.selector == selector]),
+                ("budgeted", "D", [n for n, c in parsed.items()
+                                   if c.search == STAGE and not c.fixed
+                                   and c.selector == selector])):
+            if names:
+                errorbar(names, fmt=marker, color=colour, markersize=8,
+                         label=f"{label}, {selector}")
+                for n in names:
+                    axes.annotate(n, (results.tokens(n), results.summaries[n].accuracy),
+                                  textcoords="offset points", xytext=(4, 4), fontsize=7,
+                                  color=colour)
     if "greedy" in results.summaries:
         g = results.summaries["greedy"]
         axes.axhline(g.accuracy, color="black", linestyle="--", linewidth=1,

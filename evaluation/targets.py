@@ -7,7 +7,11 @@
 3. with its selector, accuracy rises with the width: 2 -> 4 -> 8 each step up, and 8 above 2
    with p < 0.05;
 4. the verifier (the `verify` selector, pooled over its configurations) keeps a right candidate
-   in at least 80 % of its decisive choices.
+   in at least 80 % of its decisive choices;
+5. retracing search beats stage-level search with keep-1 (same selector, width 4) by a margin
+   shown with a paired test (higher, p < 0.05) at equal or fewer generated tokens;
+6. a budgeted search (a token budget or a reasoning_effort preset) reaches the accuracy of the
+   same selector's fixed width 4 with at least 30 % fewer generated tokens.
 
 "Best" is picked on the validation split when its answers are at hand (the honest way: the
 choice is not made on the numbers that then test it), otherwise on the reported split itself,
@@ -19,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from evaluation.analysis import WIDTH, Results, bon_name, stage_name
-from evaluation.configs import BEST_OF_N, STAGE, try_parse
+from evaluation.configs import BEST_OF_N, RETRACE, STAGE, try_parse
 from evaluation.records import wilson
 from evaluation.scoring import Paired, pooled
 
@@ -27,6 +31,7 @@ MIN_POINTS = 10.0  # target 1: lead over greedy, percentage points
 P_GREEDY = 0.01  # target 1: McNemar p below this
 P_BEATS = 0.05  # targets 2 and 3
 VERIFIER_TARGET = 0.80  # target 4
+BUDGET_SAVING = 0.30  # target 6: fewer generated tokens than the fixed width
 MET, MISSED, NOT_MEASURED = "met", "missed", "not measured"
 
 
@@ -39,7 +44,7 @@ class Target:
 
 def _stage_at_width(results: Results) -> list[str]:
     return [n for n in results.configs
-            if (c := try_parse(n)) and c.search == STAGE and c.width == WIDTH]
+            if (c := try_parse(n)) and c.search == STAGE and c.width == WIDTH and c.fixed]
 
 
 def _best(results: Results, names: list[str]) -> str:
@@ -135,7 +140,53 @@ def verifier(results: Results) -> Target:
                   + ", ".join(runs))
 
 
+def retrace_pays(results: Results) -> Target:
+    name = (f"retrace beats stage search with keep-1 at width {WIDTH} (same selector; higher, "
+            f"p < {P_BEATS}) at ≤ its generated tokens")
+    runs = [n for n in results.configs if (c := try_parse(n)) and c.search == RETRACE
+            and c.fixed and c.width == WIDTH]
+    pairs = [(n, stage_name("verify", WIDTH)) for n in runs
+             if results.has(stage_name("verify", WIDTH))]
+    if not pairs:
+        return Target(name, NOT_MEASURED, f"needs retrace-verify-{WIDTH} and "
+                      f"{stage_name('verify', WIDTH)}")
+    retrace, stage = pairs[0]
+    pair = results.pair(retrace, stage)
+    cheaper = results.tokens(retrace) <= results.tokens(stage)
+    met = pair.points > 0 and pair.p < P_BEATS and cheaper
+    return Target(name, MET if met else MISSED,
+                  _vs(pair, results.tokens(retrace), results.tokens(stage))
+                  + ("" if cheaper else "; more tokens than keep-1"))
+
+
+def budget_saves(results: Results) -> Target:
+    name = (f"a budgeted search reaches its selector's fixed width-{WIDTH} accuracy with "
+            f"≥ {BUDGET_SAVING:.0%} fewer generated tokens")
+    found = []
+    for n in results.configs:
+        config = try_parse(n)
+        fixed = stage_name(str(config.selector), WIDTH) if config else ""
+        if config and config.search == STAGE and not config.fixed and results.has(fixed):
+            found.append((n, fixed))
+    if not found:
+        return Target(name, NOT_MEASURED, "needs a budgeted configuration (effort-*-<selector>"
+                      " or stage-<selector>-<w>-t<tokens>) and stage-<selector>-4")
+
+    def verdict(budgeted: str, fixed: str) -> tuple[bool, str]:
+        pair = results.pair(budgeted, fixed)
+        saving = 1 - results.tokens(budgeted) / results.tokens(fixed)
+        ok = pair.points >= 0 and saving >= BUDGET_SAVING
+        return ok, _vs(pair, results.tokens(budgeted), results.tokens(fixed)) + \
+            f" ({saving:.0%} fewer tokens)"
+
+    judged = [(verdict(b, f), b) for b, f in found]
+    best = next((j for j in judged if j[0][0]), judged[0])
+    (met, detail), _ = best
+    return Target(name, MET if met else MISSED, detail)
+
+
 def targets(results: Results, tuning: Results | None = None) -> list[Target]:
     best, basis = best_stage(results, tuning)
     return [versus_greedy(results, best, basis), versus_best_of_n(results, best),
-            width_rises(results, best), verifier(results)]
+            width_rises(results, best), verifier(results), retrace_pays(results),
+            budget_saves(results)]

@@ -11,7 +11,8 @@ def names(configs):
 
 def test_the_default_set():
     all_names = names(DEFAULT_CONFIGS)
-    assert len(all_names) == len(set(all_names)) == 1 + 4 + 6 * 3
+    assert len(all_names) == len(set(all_names)) == 1 + 4 + 6 * 3 + 2
+    assert all_names[-2:] == ["retrace-verify-4", "effort-medium-verify"]
     assert all_names[:5] == ["greedy", "bon-judge-4", "bon-verify-4", "bon-vote-4",
                              "bon-weighted_vote-4"]
     assert {"stage-judge-2", "stage-verify-4", "stage-logprob-8", "stage-auto-4",
@@ -25,9 +26,24 @@ def test_names_parse_to_request_fields():
     assert parse("stage-weighted_vote-8").request_fields() == {
         "beam_width": 8, "selector": "weighted_vote", "search": "stage"}
     assert parse("stage-judge-16") == Config("stage", "judge", 16)
-    for bad in ("bon-best-4", "stage-judge-1", "stage-judge-17", "judge-4", "stage-judge-x"):
+    for bad in ("bon-best-4", "stage-judge-1", "stage-judge-17", "judge-4", "stage-judge-x",
+                "retrace-judge-4", "stage-verify-4-t0", "effort-huge-verify",
+                "effort-high-best"):
         with pytest.raises(ValueError):
             parse(bad)
+
+
+def test_retrace_budget_and_effort_names_parse_to_request_fields():
+    assert parse("retrace-verify-4").request_fields() == {"beam_width": 4, "selector": "verify",
+                                                          "search": "retrace"}
+    budgeted = parse("stage-verify-8-t200")
+    assert budgeted.request_fields() == {"beam_width": 8, "selector": "verify",
+                                         "search": "stage", "search_budget": 200}
+    assert budgeted.name == "stage-verify-8-t200" and not budgeted.fixed
+    effort = parse("effort-medium-vote")
+    assert effort.request_fields() == {"reasoning_effort": "medium", "selector": "vote"}
+    assert effort.name == "effort-medium-vote" and not effort.fixed
+    assert parse("retrace-verify-4").fixed
 
 
 def test_configs_are_selected_by_names_and_globs():
@@ -37,7 +53,7 @@ def test_configs_are_selected_by_names_and_globs():
     assert names(select("greedy, bon-*")) == ["greedy", "bon-judge-4", "bon-verify-4",
                                               "bon-vote-4", "bon-weighted_vote-4"]
     assert names(select("*verify-?")) == ["bon-verify-4", "stage-verify-2", "stage-verify-4",
-                                          "stage-verify-8"]
+                                          "stage-verify-8", "retrace-verify-4"]
     # a plain name outside the default set, the given order kept, no repeats
     assert names(select("bon-vote-2,greedy,stage-verify-2,greedy,stage-verify-[2]")) == [
         "bon-vote-2", "greedy", "stage-verify-2"]

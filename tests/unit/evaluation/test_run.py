@@ -79,7 +79,7 @@ def test_a_run_records_every_answer_and_a_rerun_asks_only_what_failed(tmp_path: 
     figures = json.loads(out.with_suffix(".json").read_text())
     assert [s["config"] for s in figures["summaries"]] == ["greedy", "bon-vote-2",
                                                            "stage-verify-2"]
-    assert len(figures["targets"]) == 4
+    assert len(figures["targets"]) == 6
     assert out.with_suffix(".png").stat().st_size > 1000
 
 

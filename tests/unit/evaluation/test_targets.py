@@ -7,6 +7,8 @@ from evaluation.targets import (
     MISSED,
     NOT_MEASURED,
     best_stage,
+    budget_saves,
+    retrace_pays,
     targets,
     verifier,
     versus_best_of_n,
@@ -101,9 +103,34 @@ def test_the_verifier_on_decisive_choices():
     assert verifier(analyse(answers("stage-verify-4", range(3), n=3))).verdict == NOT_MEASURED
 
 
-def test_all_four_targets_in_order():
+def test_all_six_targets_in_order():
     found = targets(analyse(GREEDY))
-    assert len(found) == 4 and all(t.verdict == NOT_MEASURED for t in found)
+    assert len(found) == 6 and all(t.verdict == NOT_MEASURED for t in found)
+    assert "retrace" in found[4].name and "budgeted" in found[5].name
+
+
+def test_retrace_against_keep_1_at_equal_tokens():
+    stage = answers("stage-verify-4", range(50), tokens=300)
+    results = analyse(stage + answers("retrace-verify-4", range(65), tokens=290))
+    assert retrace_pays(results).verdict == MET  # 15 vs 0, fewer tokens
+    results = analyse(stage + answers("retrace-verify-4", range(65), tokens=400))
+    target = retrace_pays(results)
+    assert target.verdict == MISSED and "more tokens" in target.detail
+    results = analyse(stage + answers("retrace-verify-4", range(52), tokens=200))
+    assert retrace_pays(results).verdict == MISSED  # +2 points: p = 0.5
+    assert retrace_pays(analyse(stage)).verdict == NOT_MEASURED
+
+
+def test_a_budget_reaches_the_fixed_width_with_fewer_tokens():
+    fixed = answers("stage-verify-4", range(50), tokens=300)
+    results = analyse(fixed + answers("effort-medium-verify", range(50), tokens=200))
+    target = budget_saves(results)
+    assert target.verdict == MET and "33% fewer" in target.detail
+    results = analyse(fixed + answers("stage-verify-4-t250", range(50), tokens=250))
+    assert budget_saves(results).verdict == MISSED  # only 17 % fewer
+    results = analyse(fixed + answers("effort-medium-verify", range(49), tokens=100))
+    assert budget_saves(results).verdict == MISSED  # a point lower
+    assert budget_saves(analyse(fixed)).verdict == NOT_MEASURED
 
 
 def test_planned_pairs():
