@@ -1,6 +1,8 @@
 """The retracing search (search=retrace) and compute budgets (search_budget, the
 reasoning_effort presets) through the real server on the real engine."""
 
+import itertools
+
 import httpx
 import pytest
 
@@ -31,7 +33,7 @@ def retraces_counted(server) -> float:
 def check_chain(stages: list[dict]) -> None:
     """The chosen candidates make one chain: each continues the previous stage's chosen one."""
     assert [s["tag"] for s in stages] == TAGS
-    for before, stage in zip(stages, stages[1:]):
+    for before, stage in itertools.pairwise(stages):
         chosen = stage["candidates"][stage["chosen_index"]]
         assert chosen["parent"] == before["chosen_index"]
         assert all(0 <= c["parent"] < len(before["candidates"]) for c in stage["candidates"])
