@@ -58,7 +58,7 @@ bench: $(VENV)/.installed-dev $(MODEL_DIR)/config.json
 	$(BIN)/python -m bench --model-dir $(MODEL_DIR)
 
 # Does the search pay? Accuracy against compute of greedy, best-of-N and stage-level search
-# (23 configurations) on held-out questions, against a running `make serve`: docs/evaluation.md.
+# (25 configurations: retrace and a budgeted preset too) on held-out questions, against a running `make serve`: docs/evaluation.md.
 # Resumable (run it again to carry on); EVAL_ARGS='--split validation' for the tuning split,
 # EVAL_ARGS="--configs 'stage-*-4'" for a subset; `python -m evaluation --help` for the rest.
 eval: $(VENV)/.installed-dev

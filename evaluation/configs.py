@@ -75,7 +75,8 @@ class Config:
     def sort_key(self) -> tuple[int, int, int, int]:
         order = (GREEDY, BEST_OF_N, STAGE, RETRACE)
         selector = SELECTORS.index(self.selector) if self.selector in SELECTORS else -1
-        return (order.index(self.search), selector, self.width,
+        width = self.width if self.effort is None else MAX_WIDTH + 1  # presets after widths
+        return (order.index(self.search), selector, width,
                 self.budget or (EFFORTS.index(self.effort) + 1 if self.effort else 0))
 
 

@@ -46,6 +46,8 @@ class Answer:
     started: float = 0.0  # unix time the request (its last attempt) was sent
     finished: float = 0.0  # unix time its answer arrived
     trace: list[dict[str, Any]] | None = None  # compact trace facts (`scoring.trace_facts`)
+    # a retracing search's retraces: [the stage scored low, its best score]; None for others
+    retraces: list[list[Any]] | None = None
 
     @property
     def ok(self) -> bool:

@@ -6,6 +6,7 @@ hand-written notes kept from the previous report (everything from the NOTES_MARK
 from __future__ import annotations
 
 import shlex
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,7 @@ def selection_table(results: Results) -> list[str]:
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_tally(r.all_decisive)} | "
                      f"{pairs} |")
     lines.append("")
-    return lines + auto_table(results)
+    return lines + auto_table(results) + retrace_table(results)
 
 
 def _counts(counts: dict[str, Any]) -> str:
@@ -165,6 +166,34 @@ def auto_table(results: Results) -> list[str]:
         ways = ", ".join(f"{m} {_tally(t)}" for m, t in r.by_method.items() if t.n) or "–"
         lines.append(f"| {name} | " + " | ".join(_counts(r.methods.get(k, {})) for k in stages)
                      + f" | {ways} |")
+    return [*lines, ""]
+
+
+def retrace_table(results: Results) -> list[str]:
+    """How often each retracing configuration went back, from which stages, and how its
+    questions with and without a retrace fared."""
+    runs = [n for n in results.configs
+            if any(a.retraces is not None for a in results.answers[n])]
+    if not runs:
+        return []
+    lines = ["### How `retrace` went back", "",
+             "Questions whose search went back at least once (a stage's best verifier score "
+             "below the threshold), the retraces by the stage that sent it back, and the "
+             "accuracy of the questions with and without one.", "",
+             "| configuration | questions retraced | retraces by stage | right when retraced "
+             "| right otherwise |", "|---|---|---|---|---|"]
+    for name in runs:
+        answered = [a for a in results.answers[name] if a.retraces is not None]
+        went = [a for a in answered if a.retraces]
+        stayed = [a for a in answered if not a.retraces]
+        stages = Counter(stage for a in went for stage, _ in a.retraces or [])
+        by_stage = ", ".join(f"{k} {stages[k]}" for k in STAGE_ORDER if stages[k]) or "–"
+
+        def right(group: list[Any]) -> str:
+            return (f"{sum(a.correct for a in group) / len(group):.1%} ({len(group)})"
+                    if group else "–")
+        lines.append(f"| {name} | {len(went)} of {len(answered)} | {by_stage} | {right(went)} "
+                     f"| {right(stayed)} |")
     return [*lines, ""]
 
 
@@ -268,7 +297,7 @@ def plot(results: Results, path: Path, title: str) -> None:
             if names:
                 errorbar(names, fmt=marker, color=colour, markersize=8,
                          label=f"{label}, {selector}")
-                for n in names:
+                for n in names if label == "retrace" else ():  # the legend names the rest
                     axes.annotate(n, (results.tokens(n), results.summaries[n].accuracy),
                                   textcoords="offset points", xytext=(4, 4), fontsize=7,
                                   color=colour)

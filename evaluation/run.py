@@ -145,6 +145,8 @@ def read_answer(base: Answer, data: dict[str, Any], reference: dict[str, str],
     base.judge_tokens = details.get("judge_tokens")
     base.trace = trace_facts(message.get("stages"), reference,
                              best_of_n=config.search == BEST_OF_N)
+    if message.get("retraces") is not None:
+        base.retraces = [[r["stage"], round(r["best_score"], 4)] for r in message["retraces"]]
     return base
 
 

@@ -164,7 +164,7 @@ class Settings(BaseSettings):
                                              "full width at every stage.")
     retrace_keep: int = Field(2, ge=1, le=16, description="search=retrace: candidates of each "
                               "stage that go on (each branching again).")
-    retrace_threshold: float = Field(0.5, ge=0, le=1, description="search=retrace: a stage "
+    retrace_threshold: float = Field(0.4, ge=0, le=1, description="search=retrace: a stage "
                                      "whose best verifier score is below this sends the search "
                                      "back a stage.")
     max_retraces: int = Field(3, ge=0, le=16, description="search=retrace: the most times one "

@@ -55,3 +55,18 @@ def test_hand_written_notes_survive_regeneration(tmp_path: Path):
     assert keep_notes(out) == NOTES_MARKER + "\n"
     out.write_text(f"# old table\n{NOTES_MARKER}\nThe judge is weak.\n")
     assert keep_notes(out) == f"{NOTES_MARKER}\nThe judge is weak.\n"
+
+
+def test_the_retrace_table_counts_retraces_and_splits_the_accuracy():
+    from dataclasses import replace
+
+    went = [["REASONING", 0.3], ["CAPTION", 0.2]]
+    rows = [replace(answer("retrace-verify-4", i, i != 0), retraces=went if i < 2 else [])
+            for i in range(4)]
+    results = analyse(answers("greedy", range(2), n=4) + rows)
+    text = markdown(results, targets(results), INFO, "evaluation.png")
+    assert "### How `retrace` went back" in text
+    assert ("| retrace-verify-4 | 2 of 4 | CAPTION 2, REASONING 2 | 50.0% (2) | 100.0% (2) |"
+            in text)
+    no_retrace = analyse(answers("greedy", range(2), n=4))
+    assert "How `retrace`" not in markdown(no_retrace, targets(no_retrace), INFO, "e.png")
