@@ -110,8 +110,8 @@ SummaryMode = Literal["auto", "concise", "detailed"]
 
 
 class ReasoningOptions(_Item):
-    effort: Effort | None = Field(None, description="a beam-width preset: none and minimal "
-                                  "are greedy, xhigh and max are high")
+    effort: Effort | None = Field(None, description="a preset of a width and a budget: none "
+                                  "and minimal are greedy, xhigh and max are high")
     summary: SummaryMode | None = Field(None, description="any value returns the tagged stages "
                                         "before the answer as the reasoning item's summary")
     generate_summary: SummaryMode | None = None  # the older name of `summary`
@@ -120,7 +120,8 @@ class ReasoningOptions(_Item):
 # fields that mean the same here as in chat completions, passed on as they are
 PASSED_ON = ("model", "temperature", "top_p", "stream", "user", "seed", "top_k", "min_p",
              "repetition_penalty", "min_tokens", "ignore_eos", "beam_width", "selector",
-             "search", "stage_max_tokens", "timeout")
+             "search", "search_budget", "retrace_keep", "retrace_threshold", "max_retraces",
+             "stage_max_tokens", "timeout")
 # chat completion field -> the field of a Responses request it came from, for error messages
 FIELD_NAMES = {"messages": "input", "max_completion_tokens": "max_output_tokens",
                "reasoning_effort": "reasoning.effort"}
@@ -155,6 +156,10 @@ class ResponsesRequest(BaseModel):
     beam_width: int | None = None
     selector: str | None = None
     search: str | None = None
+    search_budget: int | None = None
+    retrace_keep: int | None = None
+    retrace_threshold: float | None = None
+    max_retraces: int | None = None
     return_trace: bool = Field(False, description="the tagged stages before the answer as the "
                                "reasoning item's content (reasoning_text)")
     stage_max_tokens: int | dict[str, int] | None = None

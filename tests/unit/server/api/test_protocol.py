@@ -271,3 +271,33 @@ def test_a_json_schema_format_needs_openais_name_and_without_a_schema_is_any_jso
     constraint = req(response_format={"type": "json_schema", "json_schema": {
         "name": "answer"}}).to_search_params(SETTINGS).constraint
     assert constraint is not None and constraint.kind == "json_object"
+
+
+def test_retrace_ranks_by_the_verifier_and_another_selector_is_refused():
+    from server.api.protocol import InvalidField
+
+    params = req(search="retrace", beam_width=4).to_search_params(SETTINGS)
+    assert params.shape == "retrace" and params.selector == "verify"
+    assert params.keep == SETTINGS.retrace_keep
+    assert params.retrace_threshold == SETTINGS.retrace_threshold
+    assert req(search="retrace", selector="verify").to_search_params(SETTINGS).selector == "verify"
+    with pytest.raises(InvalidField) as refused:
+        req(search="retrace", selector="judge").to_search_params(SETTINGS)
+    assert refused.value.param == "selector"
+
+
+def test_a_budget_comes_from_search_budget_or_the_effort_preset_it_came_with():
+    settings = Settings(effort_medium=4, effort_budget_medium=2.0, effort_budget_high=None)
+    assert req(search_budget=200).to_search_params(settings).budget.tokens == 200
+    medium = req(reasoning_effort="medium").to_search_params(settings)
+    assert medium.beam_width == 4 and medium.budget.answers == 2.0
+    assert req(reasoning_effort="high").to_search_params(settings).budget is None
+    # a width of its own: the preset's budget does not come with it
+    assert req(reasoning_effort="medium", beam_width=4).to_search_params(settings).budget is None
+    assert req(reasoning_effort="none").to_search_params(settings).budget is None
+    assert req().to_search_params(settings).budget is None
+    # search_budget wins over the preset's
+    both = req(reasoning_effort="medium", search_budget=99).to_search_params(settings)
+    assert both.budget.tokens == 99 and both.budget.answers is None
+    with pytest.raises(ValidationError):
+        req(search_budget=0)

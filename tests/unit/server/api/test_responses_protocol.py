@@ -177,3 +177,15 @@ def test_a_budget_that_ran_out_is_an_incomplete_response():
     assert before.output[0].content[0].text == REASONING
     within = response_of(req(max_output_tokens=20), completion("2 red", "length"))
     assert [item.status for item in within.output] == ["completed", "incomplete"]
+
+
+def test_retrace_and_budget_fields_pass_on_and_medium_effort_carries_a_budget():
+    chat = req(search="retrace", beam_width=4, search_budget=300, retrace_keep=3,
+               retrace_threshold=0.7, max_retraces=1).to_chat()
+    params = chat.to_search_params(SETTINGS)
+    assert params.shape == "retrace" and params.selector == "verify"
+    assert params.budget.tokens == 300 and params.keep == 3
+    assert params.retrace_threshold == 0.7 and params.max_retraces == 1
+    medium = req(reasoning={"effort": "medium"}).to_chat().to_search_params(SETTINGS)
+    assert medium.beam_width == SETTINGS.effort_medium
+    assert medium.budget.answers == SETTINGS.effort_budget_medium
