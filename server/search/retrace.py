@@ -23,7 +23,6 @@ answer's chain. Its stages are final only once the answer is chosen, so they are
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -117,16 +116,16 @@ class Retrace:
         parents = [p for p in self.parents(index) if self.run.cap(stage, self.tokens(index, p)) > 0]
         if not parents:
             return False
-        each = max(1, math.ceil(self.params.beam_width / len(parents)))
-        if not self.affords(index, each * len(parents)):
-            each = 1
+        counts = self.shares(len(parents))
+        if not self.affords(index, sum(counts)):
+            counts = [1] * len(parents)
         calls = []
-        for p in parents:
+        for p, n in zip(parents, counts, strict=True):
             prompt = self.run.prompts.stage(self.run.base, self.chain(index, p), stage)
             cap = self.run.cap(stage, self.tokens(index, p))
-            seed = self.params.seed(*self.run.path, "retrace", index, attempt, p if p is not None
-                                    else -1)
-            sampling = self.params.stage_sampling(stage, each, cap, seed)
+            seed = self.params.seed(*self.run.path, "retrace", index, attempt,
+                                    -1 if p is None else p)
+            sampling = self.params.stage_sampling(stage, n, cap, seed)
             calls.append(self._sample(prompt, stage, sampling, p, attempt))
         for made in await asyncio.gather(*calls):
             self.entries[index].extend(made)
@@ -134,6 +133,12 @@ class Retrace:
         sampled = sum(e.attempt == attempt for e in self.entries[index])
         self.run.stage_done(stage.tag, time.monotonic() - started, sampled, 0)
         return True
+
+    def shares(self, chains: int) -> list[int]:
+        """The width shared among the kept chains (the first ones one more where it does not
+        divide), at least one each."""
+        width = self.params.beam_width
+        return [max(1, width // chains + (i < width % chains)) for i in range(chains)]
 
     async def _sample(self, prompt: Prompt, stage: Stage, sampling: Sampling,
                       parent: int | None, attempt: int) -> list[Entry]:

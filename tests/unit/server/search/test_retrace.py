@@ -114,3 +114,14 @@ async def test_stages_come_once_the_answer_is_chosen_with_the_usage_so_far():
     events, trace = await run(engine, params())
     assert all(isinstance(e, StageChosen) for e in events)
     assert events[-1].usage == trace.usage
+
+
+async def test_the_width_is_shared_among_the_kept_chains():
+    """Width 5, keep 2: the first kept chain branches 3, the second 2; keep 3 at width 2:
+    one each, at least."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}" if i == 1 else f"{tag} {i}")
+    await run(engine, params(beam_width=5))
+    assert [s.n for _, s in engine.generate_calls][:3] == [5, 3, 2]
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}" if i == 1 else f"{tag} {i}")
+    await run(engine, params(beam_width=2, keep=3))
+    assert [s.n for _, s in engine.generate_calls][:3] == [2, 1, 1]
