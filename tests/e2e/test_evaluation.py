@@ -11,7 +11,7 @@ from evaluation.run import main
 from evaluation.scoring import is_decisive
 from loadtest.servers import ServerProcess
 
-CONFIGS = ("greedy", "stage-verify-2", "bon-vote-2")
+CONFIGS = ("greedy", "stage-verify-2", "bon-vote-2", "retrace-verify-2", "effort-medium-vote")
 TAGS = ["SUMMARY", "CAPTION", "REASONING", "CONCLUSION"]
 
 
@@ -33,7 +33,8 @@ def test_short_evaluation_against_the_real_server(server: ServerProcess, tmp_pat
 
     figures = json.loads(out.with_suffix(".json").read_text())
     summaries = {s["config"]: s for s in figures["summaries"]}
-    assert list(summaries) == ["greedy", "bon-vote-2", "stage-verify-2"]
+    assert list(summaries) == ["greedy", "bon-vote-2", "stage-verify-2", "effort-medium-vote",
+                               "retrace-verify-2"]
     for config, summary in summaries.items():
         mine = [a for a in lines if a["config"] == config]
         selection = figures["selection"][config]
@@ -69,7 +70,12 @@ def test_short_evaluation_against_the_real_server(server: ServerProcess, tmp_pat
                    for f in a["trace"])  # two different candidates: the verifier was asked
     assert summaries["stage-verify-2"]["judge_tokens"] > 0 or not decisive
     assert summaries["bon-vote-2"]["judge_tokens"] == 0
-    assert len(figures["targets"]) == 4
+    assert len(figures["targets"]) == 6
+    # a retracing search's records keep its retraces (a list, maybe empty); the others none
+    assert all(isinstance(a["retraces"], list) for a in lines if a["config"] == "retrace-verify-2")
+    assert all(a["retraces"] is None for a in lines if a["config"] != "retrace-verify-2")
+    for a in (a for a in lines if a["config"] == "effort-medium-vote"):
+        assert all(1 <= len(f["right"]) <= 4 for f in a["trace"])
 
     report = out.read_text()
     for name in CONFIGS:
