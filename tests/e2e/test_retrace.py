@@ -128,12 +128,16 @@ def test_a_large_budget_widens_only_where_the_first_two_disagree(server, chat_bo
     stages = data["choices"][0]["message"]["stages"]
     assert [s["tag"] for s in stages] == TAGS
     for stage in stages:
+        if stage["fallback"]:  # the first two were empty: one greedy candidate instead
+            assert len(stage["candidates"]) == 1
+            continue
         texts = [normalise(c["text"]) for c in stage["candidates"]]
         assert len(texts) in (2, 4, 6)
+        first_two = {t for t in texts[:2] if t}  # an empty candidate agrees with anything
         if len(texts) > 2:
-            assert len(set(texts[:2])) == 2  # widened because the first two differed
+            assert len(first_two) == 2  # widened because the first two differed
         else:
-            assert len(set(texts)) == 1
+            assert len(first_two) <= 1
 
 
 def test_a_budget_of_tokens_holds_the_search_near_it(server, chat_body):
