@@ -154,13 +154,13 @@ class Settings(BaseSettings):
     effort_high: int = Field(4, ge=1, le=16, description="beam_width for reasoning_effort=high.")
     effort_budget_low: float | None = Field(None, gt=0, description="Search budget of "
                                             "reasoning_effort=low, in answers (times what one "
-                                            "candidate per stage costs); unset: none.")
+                                            "candidate per stage costs); none: no budget.")
     effort_budget_medium: float | None = Field(2.0, gt=0, description="Search budget of "
                                                "reasoning_effort=medium, in answers: the search "
                                                "widens only where candidates disagree, within "
                                                "it.")
     effort_budget_high: float | None = Field(None, gt=0, description="Search budget of "
-                                             "reasoning_effort=high, in answers; unset: the "
+                                             "reasoning_effort=high, in answers; none: the "
                                              "full width at every stage.")
     retrace_keep: int = Field(2, ge=1, le=16, description="search=retrace: candidates of each "
                               "stage that go on (each branching again).")
@@ -192,6 +192,13 @@ class Settings(BaseSettings):
     def _known_schema(cls, value: str) -> str:
         get_schema(value)
         return value
+
+    @field_validator("effort_budget_low", "effort_budget_medium", "effort_budget_high",
+                     mode="before")
+    @classmethod
+    def _no_budget(cls, value: object) -> object:
+        """`none` (a flag, the environment, the chart's `"none"`) unsets a preset's budget."""
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none") else value
 
     @field_validator("served_model_name", mode="before")
     @classmethod

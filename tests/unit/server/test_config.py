@@ -52,3 +52,9 @@ def test_a_chat_template_is_a_file_or_the_template_itself(tmp_path):
     assert _given_template(None) is None
     with pytest.raises(ValueError, match="neither a file nor"):
         _given_template("no/such/template.jinja")
+
+
+def test_an_effort_budget_is_unset_by_none():
+    assert Settings(effort_budget_medium="none").effort_budget("medium") is None
+    assert Settings(effort_budget_medium="2.5").effort_budget("medium") == 2.5
+    assert Settings().effort_budget("medium") == 2.0 and Settings().effort_budget("high") is None
