@@ -72,7 +72,7 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
             add(name, "greedy", "stage search against no search")
     for name in names:
         config = try_parse(name)
-        if config and config.search == BEST_OF_N and config.width == WIDTH:
+        if config and config.search == BEST_OF_N and config.width == WIDTH and config.fixed:
             add(name, "greedy", "best-of-N against no search")
     for selector in SELECTORS:
         add(stage_name(selector, WIDTH), bon_name(selector, WIDTH),
@@ -83,7 +83,8 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
         add(stage_name(selector, 8), stage_name(selector, 2), "width 8 against 2")
     for name in names:
         config = try_parse(name)
-        if config is None or (config.fixed and config.search != RETRACE):
+        if config is None or config.search == BEST_OF_N or (config.fixed
+                                                            and config.search != RETRACE):
             continue
         why = "retrace against keep-1" if config.search == RETRACE else "budget against fixed"
         add(name, stage_name(str(config.selector), WIDTH), f"{why} width {WIDTH}")

@@ -280,7 +280,8 @@ def plot(results: Results, path: Path, title: str) -> None:
                 axes.annotate(f"×{parsed[n].width}", (results.tokens(n),
                               results.summaries[n].accuracy), textcoords="offset points",
                               xytext=(4, 4), fontsize=7, color=colour)
-        bon = [n for n, c in parsed.items() if c.search == BEST_OF_N and c.selector == selector]
+        bon = [n for n, c in parsed.items() if c.search == BEST_OF_N and c.selector == selector
+               and c.fixed]
         if bon:
             errorbar(bon, fmt="s", color=colour, markerfacecolor="white", markersize=8,
                      label=f"best-of-N, {selector}")
@@ -292,7 +293,7 @@ def plot(results: Results, path: Path, title: str) -> None:
                 ("retrace", "^", [n for n, c in parsed.items()
                                   if c.search == RETRACE and c.selector == selector]),
                 ("budgeted", "D", [n for n, c in parsed.items()
-                                   if c.search == STAGE and not c.fixed
+                                   if c.search != RETRACE and not c.fixed
                                    and c.selector == selector])):
             if names:
                 errorbar(names, fmt=marker, color=colour, markersize=8,

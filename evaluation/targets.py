@@ -6,8 +6,8 @@
    fewer generated tokens per question;
 3. with its selector, accuracy rises with the width: 2 -> 4 -> 8 each step up, and 8 above 2
    with p < 0.05;
-4. the verifier (the `verify` selector, pooled over its configurations) keeps a right candidate
-   in at least 80 % of its decisive choices;
+4. the verifier (the `verify` selector, pooled over its fixed-width stage and best-of-N runs)
+   keeps a right candidate in at least 80 % of its decisive choices;
 5. retracing search beats stage-level search with keep-1 (same selector, width 4) by a margin
    shown with a paired test (higher, p < 0.05) at equal or fewer generated tokens;
 6. a budgeted search (a token budget or a reasoning_effort preset) reaches the accuracy of the
@@ -91,7 +91,8 @@ def versus_best_of_n(results: Results, best: str | None) -> Target:
     note = ""
     if not results.has(other):
         runs = [n for n in results.configs
-                if (c := try_parse(n)) and c.search == BEST_OF_N and c.width == WIDTH]
+                if (c := try_parse(n)) and c.search == BEST_OF_N and c.width == WIDTH
+                and c.fixed]
         if not runs:
             return Target(name, NOT_MEASURED, f"needs {other}")
         other = _best(results, runs)
@@ -128,7 +129,10 @@ def width_rises(results: Results, best: str | None) -> Target:
 
 def verifier(results: Results) -> Target:
     name = f"the verifier's accuracy on decisive choices (≥ {VERIFIER_TARGET:.0%})"
-    runs = [n for n in results.configs if (c := try_parse(n)) and c.selector == "verify"]
+    # the fixed-width shapes: a retracing search's stage picks are its winning chain's, not
+    # the verifier's at each stage, and a budget changes how many candidates there are
+    runs = [n for n in results.configs if (c := try_parse(n)) and c.selector == "verify"
+            and c.fixed and c.search != RETRACE]
     tally = pooled(results.selection[n].all_decisive for n in runs)
     if tally.accuracy is None:
         return Target(name, NOT_MEASURED, "no decisive choice by a verify configuration"
@@ -182,6 +186,8 @@ def budget_saves(results: Results) -> Target:
     judged = [(verdict(b, f), b) for b, f in found]
     best = next((j for j in judged if j[0][0]), judged[0])
     (met, detail), _ = best
+    if len(found) > 1:
+        detail += f" (the first of {len(found)} budgeted configurations that meets it, if any)"
     return Target(name, MET if met else MISSED, detail)
 
 

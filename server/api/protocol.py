@@ -425,7 +425,7 @@ class ChatCompletionRequest(_Lenient):
         """The selector and the shape. A retracing search ranks by the verifier's scores: its
         selector is verify (another one is an error)."""
         shape = self.search or SearchShape.STAGE
-        if self.selector == LEGACY_BEST_OF_N:
+        if self.selector == LEGACY_BEST_OF_N and shape is not SearchShape.RETRACE:
             return Selector.JUDGE, SearchShape.BEST_OF_N
         if shape is SearchShape.RETRACE:
             if self.selector not in (None, Selector.VERIFY):

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from server.search.budget import Spending
-from server.search.interface import Prompt, Sampling
+from server.search.interface import Prompt, PromptTooLong, Sampling
 from server.search.params import SearchParams
 from server.search.prompts import PromptBuilder
 from server.search.schema import Stage
@@ -71,6 +71,7 @@ class Entry:
     attempt: int  # the pass over its stage that sampled it (0: the first)
     prompt: Prompt  # the prompt it continues
     score: float | None = None
+    fallback: bool = False  # every sampled candidate of its call was empty: a greedy one
 
 
 class Retrace:
@@ -89,15 +90,19 @@ class Retrace:
         index = 0
         while index < len(self.stages):
             if not await self.branch(index):
-                self.run.trace.finish_reason = "length"
-                break
-            best = self.best_score(index)
-            if self.should_retrace(index, best):
-                assert best is not None
-                self.run.trace.retraces.append(Retraced(
-                    self.stages[index].tag, best, self.stages[index - 1].tag))
-                index -= 1
-                continue
+                if not self.entries[index]:  # nothing of this stage: the answer ends here
+                    self.run.trace.finish_reason = "length"
+                    break
+                # no room for another pass (the caller's max_tokens, the context): the stage
+                # goes on with the candidates of its earlier passes
+            else:
+                best = self.best_score(index)
+                if self.should_retrace(index, best):
+                    assert best is not None
+                    self.run.trace.retraces.append(Retraced(
+                        self.stages[index].tag, best, self.stages[index - 1].tag))
+                    index -= 1
+                    continue
             self.kept[index] = self.keep(index)
             index += 1
         self.write_trace(index)
@@ -109,16 +114,19 @@ class Retrace:
 
     async def branch(self, index: int) -> bool:
         """One more pass over the stage: candidates from each kept chain, scored. False where
-        the caller's max_tokens leaves no chain room for the stage."""
-        stage, attempt = self.stages[index], self.attempts[index]
-        self.attempts[index] += 1
-        started = time.monotonic()
+        no chain has room for the stage (the caller's max_tokens, or the model's context after
+        the first stage); the first stage's prompt too long for the context is raised."""
+        stage = self.stages[index]
         parents = [p for p in self.parents(index) if self.run.cap(stage, self.tokens(index, p)) > 0]
         if not parents:
             return False
+        attempt, started = self.attempts[index], time.monotonic()
+        self.attempts[index] += 1
         counts = self.shares(len(parents))
-        if not self.affords(index, sum(counts)):
-            counts = [1] * len(parents)
+        if not self.affords(index, sum(counts)):  # under a budget: one candidate per chain,
+            counts = [1] * len(parents)  # or only the best chain's
+            if not self.affords(index, len(parents)):
+                parents, counts = parents[:1], [1]
         calls = []
         for p, n in zip(parents, counts, strict=True):
             prompt = self.run.prompts.stage(self.run.base, self.chain(index, p), stage)
@@ -127,8 +135,14 @@ class Retrace:
                                     -1 if p is None else p)
             sampling = self.params.stage_sampling(stage, n, cap, seed)
             calls.append(self._sample(prompt, stage, sampling, p, attempt))
-        for made in await asyncio.gather(*calls):
-            self.entries[index].extend(made)
+        try:
+            made = await asyncio.gather(*calls)
+        except PromptTooLong:
+            if index == 0:
+                raise
+            return False
+        for entries in made:
+            self.entries[index].extend(entries)
         await self.score(index)
         sampled = sum(e.attempt == attempt for e in self.entries[index])
         self.run.stage_done(stage.tag, time.monotonic() - started, sampled, 0)
@@ -144,10 +158,11 @@ class Retrace:
                       parent: int | None, attempt: int) -> list[Entry]:
         """One chain's candidates; if none is usable, one greedy candidate instead."""
         candidates = await self.run.generate(prompt, stage, sampling)
-        if not any(c.usable for c in candidates) and sampling.temperature > 0:
-            greedy = sampling.with_(n=1, temperature=0.0, seed=None)
-            candidates = await self.run.generate(prompt, stage, greedy)
-        return [Entry(c, parent, attempt, prompt) for c in candidates]
+        if any(c.usable for c in candidates) or sampling.temperature == 0.0:
+            return [Entry(c, parent, attempt, prompt) for c in candidates]
+        greedy = sampling.with_(n=1, temperature=0.0, seed=None)
+        return [Entry(c, parent, attempt, prompt, fallback=True)
+                for c in await self.run.generate(prompt, stage, greedy)]
 
     async def score(self, index: int) -> None:
         """Every candidate of the stage scored (prompts asked before are not asked again)."""
@@ -162,9 +177,11 @@ class Retrace:
             criterion=stage.judge_criterion,
             evidence=tuple(self.run.prompts.evidence(self.chain(index, e.parent), stage)
                            for e in entries))
-        scores = await self.run.selecting.scores(pool, self.known)
-        self.entries[index] = [Entry(e.candidate, e.parent, e.attempt, e.prompt, s)
-                               for e, s in zip(entries, scores, strict=True)]
+        try:
+            scores = await self.run.selecting.scores(pool, self.known)
+        except PromptTooLong:  # a verification outgrew the context: ranked by logprob
+            scores = [e.score for e in entries]
+        self.entries[index] = [replace(e, score=s) for e, s in zip(entries, scores, strict=True)]
 
     def best_score(self, index: int) -> float | None:
         scores = [e.score for e in self.entries[index] if e.score is not None]
@@ -253,6 +270,7 @@ class Retrace:
                 "only" if len(entries) == 1 else "agree")
             result = StageResult(self.stages[index], tuple(e.candidate for e in entries),
                                  Selection(chosen, method, scores=scores),
+                                 fallback=entries[chosen].fallback,
                                  parents=tuple(e.parent for e in entries),
                                  attempts=tuple(e.attempt for e in entries))
             self.run.append(result)

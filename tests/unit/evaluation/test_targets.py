@@ -142,3 +142,25 @@ def test_planned_pairs():
         ("stage-verify-4", "bon-verify-4"), ("stage-vote-4", "bon-vote-4"),
         ("stage-verify-4", "stage-verify-2"), ("stage-verify-8", "stage-verify-4"),
         ("stage-verify-8", "stage-verify-2")]
+
+
+def test_the_verifier_target_pools_only_the_fixed_width_runs():
+    """A retracing search's picks are its winning chain's and a budget changes the candidates:
+    neither counts towards the verifier's decisive-choice accuracy."""
+    fixed = _decisive("stage-verify-4", 8, 10)
+    assert "8 of 10" in verifier(analyse(fixed)).detail
+    mixed = analyse(fixed + _decisive("retrace-verify-4", 0, 10)
+                    + _decisive("effort-medium-verify", 0, 10)
+                    + _decisive("stage-verify-4-t100", 0, 10))
+    target = verifier(mixed)
+    assert target.verdict == MET and "8 of 10" in target.detail
+
+
+def test_a_budgeted_best_of_n_is_neither_a_fixed_baseline_nor_a_budget_pair():
+    pairs = planned_pairs(["greedy", "bon-vote-4-t300", "stage-vote-4", "effort-medium-vote"])
+    assert [(a, b) for a, b, _ in pairs] == [
+        ("stage-vote-4", "greedy"), ("effort-medium-vote", "stage-vote-4"),
+        ("effort-medium-vote", "greedy")]
+    stage = answers("stage-vote-4", range(70), tokens=300)
+    results = analyse(stage + answers("bon-vote-4-t300", range(10), tokens=320))
+    assert versus_best_of_n(results, "stage-vote-4").verdict == NOT_MEASURED

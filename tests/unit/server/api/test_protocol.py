@@ -281,9 +281,10 @@ def test_retrace_ranks_by_the_verifier_and_another_selector_is_refused():
     assert params.keep == SETTINGS.retrace_keep
     assert params.retrace_threshold == SETTINGS.retrace_threshold
     assert req(search="retrace", selector="verify").to_search_params(SETTINGS).selector == "verify"
-    with pytest.raises(InvalidField) as refused:
-        req(search="retrace", selector="judge").to_search_params(SETTINGS)
-    assert refused.value.param == "selector"
+    for other in ("judge", "best_of_n"):
+        with pytest.raises(InvalidField) as refused:
+            req(search="retrace", selector=other).to_search_params(SETTINGS)
+        assert refused.value.param == "selector"
 
 
 def test_a_budget_comes_from_search_budget_or_the_effort_preset_it_came_with():

@@ -6,7 +6,7 @@ import pytest
 
 from server.search.beam import StageChosen, StageSearch
 from server.search.budget import SearchBudget
-from server.search.interface import Sampling
+from server.search.interface import PromptTooLong, Sampling, prompt_text
 from server.search.params import SearchParams, SearchShape, Selector
 from server.search.schema import LLAVA_COT
 from tests.unit.server.search.fake_engine import (
@@ -125,3 +125,65 @@ async def test_the_width_is_shared_among_the_kept_chains():
     engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}" if i == 1 else f"{tag} {i}")
     await run(engine, params(beam_width=2, keep=3))
     assert [s.n for _, s in engine.generate_calls][:3] == [2, 1, 1]
+
+
+async def test_each_pass_samples_anew_and_no_verification_is_asked_twice():
+    """The seed names the pass: a chain branched again after a retrace gets new candidates;
+    every verification prompt is asked once over all the passes."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right" if tag != "REASONING"
+                        else f"{tag} seed {s.seed} {i}")
+    _, trace = await run(engine, params(max_retraces=2))
+    reasoning = trace.stages[2]
+    by_parent: dict = {}
+    for c, parent in zip(reasoning.candidates, reasoning.parents, strict=True):
+        by_parent.setdefault(parent, []).append(c.text)
+    assert all(len(texts) == len(set(texts)) for texts in by_parent.values())
+    assert len(engine.choose_calls) == len(set(engine.choose_calls))
+
+
+async def test_no_room_after_a_retrace_keeps_the_answers_it_already_had():
+    """The answers score low: the search goes back to REASONING, whose new pass writes a long
+    candidate that scores best but leaves max_tokens no room for an answer. The answer stage
+    goes on with its first pass's candidates (after the short REASONING), not lost."""
+    calls = {"REASONING": 0}
+
+    def script(tag, s, i):
+        if tag == "REASONING":
+            calls[tag] += i == 0
+            if calls[tag] == 1:
+                return "REASONING plain" if i == 0 else "REASONING right"
+            return "REASONING right" + " long" * 12 if i == 0 else "REASONING plain"
+        return f"CONCLUSION 3 x{i}" if tag == "CONCLUSION" else f"{tag} right"
+    engine = FakeEngine(script=script)
+    _, trace = await run(engine, params(beam_width=2, keep=1, max_tokens=20, max_retraces=1))
+    assert [(r.stage, r.back_to) for r in trace.retraces] == [("CONCLUSION", "REASONING")]
+    assert [s.tag for s in trace.stages] == list(LLAVA_COT.tags)
+    assert trace.answer.startswith("CONCLUSION 3")
+    reasoning = trace.stages[2]
+    assert reasoning.text == "REASONING right"  # the chain the answer continues
+    assert trace.stages[3].parents[trace.stages[3].chosen_index] == reasoning.chosen_index
+
+
+async def test_a_prompt_too_long_after_the_first_stage_ends_the_answer_not_the_request():
+    class Short(FakeEngine):
+        async def generate(self, prompt, images, sampling, on_partial=None):
+            if "<CONCLUSION>" in prompt_text(prompt):
+                raise PromptTooLong("the context is full")
+            return await super().generate(prompt, images, sampling, on_partial)
+    _, trace = await run(Short(script=lambda tag, s, i: f"{tag} right {i}"), params())
+    assert [s.tag for s in trace.stages] == ["SUMMARY", "CAPTION", "REASONING"]
+    assert trace.finish_reason == "length"
+
+
+async def test_a_tight_budget_holds_the_retrace_to_it():
+    """Candidates of the same length (the estimates are right): the search stays within its
+    budget, down to one candidate of the best chain a stage."""
+    script = lambda tag, s, i: f"{tag} word {i} {s.seed}"  # noqa: E731
+    engine = FakeEngine(script=script)
+    _, full = await run(engine, params(max_retraces=0))
+    for share in (0.3, 0.5, 0.8):
+        budget = int(full.usage.completion_tokens * share)
+        engine = FakeEngine(script=script)
+        _, trace = await run(engine, params(max_retraces=3, budget=SearchBudget(tokens=budget)))
+        assert trace.usage.completion_tokens <= budget
+        assert [s.tag for s in trace.stages] == list(LLAVA_COT.tags)
