@@ -11,9 +11,10 @@
 A stage's candidates accumulate over its passes: a pass after a retrace adds to those of the
 passes before (as the reference keeps its earlier reasoning candidates), so a retrace can only
 add choices. Every chain's candidates of a pass are sampled at once (one engine call per kept
-chain, all awaited together, batched with other requests'). Under a budget (budget.py) a pass
-samples one candidate per chain where the full width does not fit, and a retrace is taken only
-where the budget affords both passes again.
+chain, all awaited together, batched with other requests'). Under a budget (budget.py) the
+first pass samples two candidates (nothing is known yet of what candidates cost), a pass samples
+one candidate per chain where the full width does not fit, or only the best chain's one, and a
+retrace is taken only where the budget affords both passes again.
 
 The trace keeps every candidate of every pass with its parent (the previous stage's candidate
 it continues) and its pass, and each retrace (`Trace.retraces`); the chosen path is the
@@ -27,7 +28,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from server.search.budget import Spending
+from server.search.budget import FIRST_BATCH, Spending
 from server.search.interface import Prompt, PromptTooLong, Sampling
 from server.search.params import SearchParams
 from server.search.prompts import PromptBuilder
@@ -123,6 +124,9 @@ class Retrace:
         attempt, started = self.attempts[index], time.monotonic()
         self.attempts[index] += 1
         counts = self.shares(len(parents))
+        spending = self.run.spending
+        if spending is not None and not spending.seen:  # nothing to estimate from yet: two
+            counts = self.shares(len(parents), min(FIRST_BATCH, self.params.beam_width))
         if not self.affords(index, sum(counts)):  # under a budget: one candidate per chain,
             counts = [1] * len(parents)  # or only the best chain's
             if not self.affords(index, len(parents)):
@@ -148,10 +152,10 @@ class Retrace:
         self.run.stage_done(stage.tag, time.monotonic() - started, sampled, 0)
         return True
 
-    def shares(self, chains: int) -> list[int]:
-        """The width shared among the kept chains (the first ones one more where it does not
-        divide), at least one each."""
-        width = self.params.beam_width
+    def shares(self, chains: int, width: int | None = None) -> list[int]:
+        """The width (the request's) shared among the kept chains (the first ones one more
+        where it does not divide), at least one each."""
+        width = self.params.beam_width if width is None else width
         return [max(1, width // chains + (i < width % chains)) for i in range(chains)]
 
     async def _sample(self, prompt: Prompt, stage: Stage, sampling: Sampling,

@@ -187,3 +187,14 @@ async def test_a_tight_budget_holds_the_retrace_to_it():
         _, trace = await run(engine, params(max_retraces=3, budget=SearchBudget(tokens=budget)))
         assert trace.usage.completion_tokens <= budget
         assert [s.tag for s in trace.stages] == list(LLAVA_COT.tags)
+
+
+async def test_under_a_budget_the_first_pass_samples_two():
+    """Nothing is known of what a candidate costs before the first: it samples two, not the
+    whole width (budget.py's rule for every shape)."""
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}")
+    await run(engine, params(beam_width=4, budget=SearchBudget(answers=3.0)))
+    assert engine.generate_calls[0][1].n == 2
+    engine = FakeEngine(script=lambda tag, s, i: f"{tag} right {i}")
+    await run(engine, params(beam_width=4))
+    assert engine.generate_calls[0][1].n == 4
