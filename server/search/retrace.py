@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from server.search.budget import FIRST_BATCH, Spending
-from server.search.interface import Prompt, PromptTooLong, Sampling
+from server.search.interface import Prompt, PromptTooLong
 from server.search.params import SearchParams
 from server.search.prompts import PromptBuilder
 from server.search.schema import Stage
@@ -52,8 +52,8 @@ class Run(Protocol):
 
     def cap(self, stage: Stage, path_tokens: int | None = None) -> int: ...
 
-    async def generate(self, prompt: Prompt, stage: Stage, sampling: Sampling
-                       ) -> list[Candidate]: ...
+    async def sample(self, prompt: Prompt, stage: Stage, cap: int, n: int,
+                     seed_path: tuple[Any, ...]) -> tuple[list[Candidate], bool]: ...
 
     def append(self, result: StageResult) -> None: ...
 
@@ -118,7 +118,8 @@ class Retrace:
         no chain has room for the stage (the caller's max_tokens, or the model's context after
         the first stage); the first stage's prompt too long for the context is raised."""
         stage = self.stages[index]
-        parents = [p for p in self.parents(index) if self.run.cap(stage, self.tokens(index, p)) > 0]
+        caps = {p: self.run.cap(stage, self.tokens(index, p)) for p in self.parents(index)}
+        parents = [p for p, cap in caps.items() if cap > 0]
         if not parents:
             return False
         attempt, started = self.attempts[index], time.monotonic()
@@ -131,14 +132,8 @@ class Retrace:
             counts = [1] * len(parents)  # or only the best chain's
             if not self.affords(index, len(parents)):
                 parents, counts = parents[:1], [1]
-        calls = []
-        for p, n in zip(parents, counts, strict=True):
-            prompt = self.run.prompts.stage(self.run.base, self.chain(index, p), stage)
-            cap = self.run.cap(stage, self.tokens(index, p))
-            seed = self.params.seed(*self.run.path, "retrace", index, attempt,
-                                    -1 if p is None else p)
-            sampling = self.params.stage_sampling(stage, n, cap, seed)
-            calls.append(self._sample(prompt, stage, sampling, p, attempt))
+        calls = [self._sample(stage, n, caps[p], p, index, attempt)
+                 for p, n in zip(parents, counts, strict=True)]
         try:
             made = await asyncio.gather(*calls)
         except PromptTooLong:
@@ -158,15 +153,14 @@ class Retrace:
         width = self.params.beam_width if width is None else width
         return [max(1, width // chains + (i < width % chains)) for i in range(chains)]
 
-    async def _sample(self, prompt: Prompt, stage: Stage, sampling: Sampling,
-                      parent: int | None, attempt: int) -> list[Entry]:
-        """One chain's candidates; if none is usable, one greedy candidate instead."""
-        candidates = await self.run.generate(prompt, stage, sampling)
-        if any(c.usable for c in candidates) or sampling.temperature == 0.0:
-            return [Entry(c, parent, attempt, prompt) for c in candidates]
-        greedy = sampling.with_(n=1, temperature=0.0, seed=None)
-        return [Entry(c, parent, attempt, prompt, fallback=True)
-                for c in await self.run.generate(prompt, stage, greedy)]
+    async def _sample(self, stage: Stage, n: int, cap: int, parent: int | None, index: int,
+                      attempt: int) -> list[Entry]:
+        """`n` candidates continuing the chain of `parent` (the search run's sampling: one
+        greedy candidate instead where none is usable)."""
+        prompt = self.run.prompts.stage(self.run.base, self.chain(index, parent), stage)
+        seed_path = (*self.run.path, "retrace", index, attempt, -1 if parent is None else parent)
+        candidates, fallback = await self.run.sample(prompt, stage, cap, n, seed_path)
+        return [Entry(c, parent, attempt, prompt, fallback=fallback) for c in candidates]
 
     async def score(self, index: int) -> None:
         """Every candidate of the stage scored (prompts asked before are not asked again)."""
