@@ -3,7 +3,7 @@ summary and selection report, and the planned paired comparisons (pure functions
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from evaluation.configs import BEST_OF_N, RETRACE, SELECTORS, STAGE, ordered, try_parse
 from evaluation.records import Answer, Summary, by_config, summarise
@@ -58,7 +58,8 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
     every stage configuration at width 4 against greedy; best-of-N at 4 against greedy; each
     stage-X-4 against bon-X-4 (same selector, similar compute); and per selector, the stage
     widths against each other (4 vs 2, 8 vs 4, 8 vs 2); a retracing or budgeted search against
-    the fixed-width stage search of its selector at width 4 (and against greedy)."""
+    the fixed-width stage search of its selector at width 4 (and against greedy); a search
+    with a greedy candidate against the same search with every candidate sampled."""
     present = set(names)
     pairs: list[tuple[str, str, str]] = []
 
@@ -90,6 +91,10 @@ def planned_pairs(names: list[str]) -> list[tuple[str, str, str]]:
         add(name, stage_name(str(config.selector), WIDTH), f"{why} width {WIDTH}")
         add(name, "greedy", f"{'retrace' if config.search == RETRACE else 'budget'} against "
             "no search")
+    for name in names:
+        config = try_parse(name)
+        if config is not None and config.greedy:
+            add(name, replace(config, greedy=False).name, "greedy candidate against all sampled")
     return pairs
 
 

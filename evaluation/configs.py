@@ -5,8 +5,10 @@ A configuration is one way of asking the server: no search (`greedy`), best-of-N
 (`stage-<selector>-<width>`: every stage branches into `width` candidates and the selector keeps
 one) or retracing search (`retrace-verify-<width>`: the best two of each stage go on, a stage the
 verifier scores low sends it back). A suffix `-t<tokens>` gives any search a token budget
-(`search_budget`), and `effort-<low|medium|high>-<selector>` asks by a `reasoning_effort`
-preset (its width and budget are the server's). The default set:
+(`search_budget`), a suffix `-g` makes one of each stage's candidates (best-of-N: the first
+answer) the greedy one (`greedy_candidate`; without it every candidate is sampled), and
+`effort-<low|medium|high>-<selector>` asks by a `reasoning_effort` preset (its width, budget
+and greedy candidate are the server's). The default set:
 
     greedy
     bon-{judge,verify,vote,weighted_vote}-4
@@ -34,7 +36,7 @@ STAGE_WIDTHS = (2, 4, 8)
 BON_WIDTH = 4
 MAX_WIDTH = 16  # the server's limit on beam_width
 PREFIX = {BEST_OF_N: "bon", STAGE: "stage", RETRACE: "retrace"}
-_NAME = re.compile(r"^(bon|stage|retrace)-([a-z_]+)-([0-9]+)(?:-t([0-9]+))?$")
+_NAME = re.compile(r"^(bon|stage|retrace)-([a-z_]+)-([0-9]+)(?:-t([0-9]+))?(-g)?$")
 _EFFORT = re.compile(r"^effort-([a-z]+)-([a-z_]+)$")
 
 
@@ -45,6 +47,7 @@ class Config:
     width: int = 1  # beam_width: candidates per stage, or best-of-N's N (0: the preset's)
     budget: int | None = None  # search_budget, tokens
     effort: str | None = None  # a reasoning_effort preset instead of a width and a budget
+    greedy: bool = False  # one candidate of each branching call is the greedy one
 
     @property
     def name(self) -> str:
@@ -53,7 +56,8 @@ class Config:
         if self.effort is not None:
             return f"effort-{self.effort}-{self.selector}"
         budget = f"-t{self.budget}" if self.budget is not None else ""
-        return f"{PREFIX[self.search]}-{self.selector}-{self.width}{budget}"
+        greedy = "-g" if self.greedy else ""
+        return f"{PREFIX[self.search]}-{self.selector}-{self.width}{budget}{greedy}"
 
     @property
     def fixed(self) -> bool:
@@ -67,17 +71,18 @@ class Config:
         if self.effort is not None:
             return {"reasoning_effort": self.effort, "selector": self.selector}
         fields: dict[str, Any] = {"beam_width": self.width, "selector": self.selector,
-                                  "search": self.search}
+                                  "search": self.search, "greedy_candidate": self.greedy}
         if self.budget is not None:
             fields["search_budget"] = self.budget
         return fields
 
-    def sort_key(self) -> tuple[int, int, int, int]:
+    def sort_key(self) -> tuple[int, int, int, int, bool]:
         order = (GREEDY, BEST_OF_N, STAGE, RETRACE)
         selector = SELECTORS.index(self.selector) if self.selector in SELECTORS else -1
         width = self.width if self.effort is None else MAX_WIDTH + 1  # presets after widths
         return (order.index(self.search), selector, width,
-                self.budget or (EFFORTS.index(self.effort) + 1 if self.effort else 0))
+                self.budget or (EFFORTS.index(self.effort) + 1 if self.effort else 0),
+                self.greedy)
 
 
 DEFAULT_CONFIGS: tuple[Config, ...] = (
@@ -104,7 +109,7 @@ def parse(name: str) -> Config:
     if not match:
         raise ValueError(f"{name!r} is not a configuration name (greedy, bon-<selector>-<N>, "
                          "stage-<selector>-<width>, retrace-verify-<width>, any of those with "
-                         "-t<tokens>, effort-<level>-<selector>)")
+                         "-t<tokens> and/or -g, effort-<level>-<selector>)")
     prefix, selector, width = match.group(1), match.group(2), int(match.group(3))
     _known(name, selector)
     if prefix == "retrace" and selector != "verify":
@@ -115,7 +120,7 @@ def parse(name: str) -> Config:
     if budget is not None and budget < 1:
         raise ValueError(f"{name!r}: a token budget is at least 1")
     search = {"bon": BEST_OF_N, "stage": STAGE, "retrace": RETRACE}[prefix]
-    return Config(search, selector, width, budget)
+    return Config(search, selector, width, budget, greedy=bool(match.group(5)))
 
 
 def _known(name: str, selector: str) -> None:
@@ -152,8 +157,8 @@ def select(spec: str) -> list[Config]:
 def ordered(names: set[str] | list[str]) -> list[str]:
     """Names in report order: greedy, best-of-N, stage search (by selector, then width); names
     that are not configurations last."""
-    def key(name: str) -> tuple[int, tuple[int, int, int, int], str]:
+    def key(name: str) -> tuple[int, tuple[int, int, int, int, bool], str]:
         config = try_parse(name)
-        return (config is None, config.sort_key() if config else (0, 0, 0, 0), name)
+        return (config is None, config.sort_key() if config else (0, 0, 0, 0, False), name)
 
     return sorted(set(names), key=key)

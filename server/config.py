@@ -169,6 +169,9 @@ class Settings(BaseSettings):
                                      "back a stage.")
     max_retraces: int = Field(3, ge=0, le=16, description="search=retrace: the most times one "
                               "search goes back.")
+    greedy_candidate: bool = Field(False, description="When searching, one of each stage's "
+                                   "candidates (best-of-N: the first answer) is the greedy one, "
+                                   "the others sampled.")
     max_n: int = Field(4, ge=1, description="Most choices (`n`) in one request.")
 
     @classmethod

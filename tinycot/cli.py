@@ -40,18 +40,23 @@ def build_parser() -> argparse.ArgumentParser:
                         add_help=False)
     commands.add_parser("report", help="Write the training report "
                         "(python -m tinycot.report --help).", add_help=False)
+    commands.add_parser("readout", help="Whether the model's features tell its right candidates "
+                        "from its wrong ones (python -m tinycot.readout --help).", add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] in ("train", "report"):  # their own parsers take the rest
+    if argv and argv[0] in ("train", "report", "readout"):  # their own parsers take the rest
         if argv[0] == "train":
             from tinycot.train import main as train
             train(argv[1:])
-        else:
+        elif argv[0] == "report":
             from tinycot.report import main as report
             report(argv[1:])
+        else:
+            from tinycot.readout import main as readout
+            readout(argv[1:])
         return
     args = build_parser().parse_args(argv)
     if args.command == "architectures":

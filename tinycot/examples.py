@@ -319,7 +319,8 @@ class SampledStage:
 class OnPolicyPool:
     """The on-policy records' candidates by stage and label, each with its example
     regenerated from the record's split, seed and index. Candidates repeated within a stage
-    (the model often samples the same text) are kept once."""
+    (the model often samples the same text) are kept once. `mixed`: the stages (one question,
+    one prefix) whose candidates were some right and some wrong, as (right ones, wrong ones)."""
 
     def __init__(self, records: list[dict[str, Any]]) -> None:
         wanted: dict[tuple[str, int], int] = {}
@@ -331,6 +332,7 @@ class OnPolicyPool:
         examples = {(split, seed): dataset(seed, n, split)
                     for (split, seed), n in wanted.items()}
         self.items: dict[tuple[str, bool], list[SampledStage]] = {}
+        self.mixed: list[tuple[list[SampledStage], list[SampledStage]]] = []
         for rec in records:
             example = examples[(rec["split"], int(rec["seed"]))][int(rec["index"])]
             if [list(s) for s in example.stages] != [list(s) for s in rec["reference"]]:
@@ -341,14 +343,18 @@ class OnPolicyPool:
                 if tag not in STAGE_TAGS or not STAGE_TAGS.index(tag) == position == len(prefix):
                     continue
                 seen: set[str] = set()
+                group: dict[bool, list[SampledStage]] = {True: [], False: []}
                 for candidate in stage["candidates"]:
                     text = candidate["text"].strip()
                     if not text or text in seen or any(t in text for t in ("<", ">")):
                         continue
                     seen.add(text)
                     right = stage_is_right(tag, text, dict(example.stages)[tag])
-                    self.items.setdefault((tag, right), []).append(
-                        SampledStage(example, tag, prefix, text, right))
+                    sampled = SampledStage(example, tag, prefix, text, right)
+                    self.items.setdefault((tag, right), []).append(sampled)
+                    group[right].append(sampled)
+                if group[True] and group[False]:
+                    self.mixed.append((group[True], group[False]))
 
     def __len__(self) -> int:
         return sum(len(v) for v in self.items.values())
@@ -360,6 +366,13 @@ class OnPolicyPool:
     def draw(self, rng: random.Random, tag: str, right: bool) -> SampledStage | None:
         pool = self.items.get((tag, right))
         return rng.choice(pool) if pool else None
+
+    def draw_pair(self, rng: random.Random) -> tuple[SampledStage, SampledStage] | None:
+        """A right and a wrong candidate of the same question after the same prefix."""
+        if not self.mixed:
+            return None
+        right, wrong = rng.choice(self.mixed)
+        return rng.choice(right), rng.choice(wrong)
 
 
 def sampled_verify_example(sampled: SampledStage, render: Callable[..., str]) -> TextExample:

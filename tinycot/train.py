@@ -143,6 +143,34 @@ def build_processor(tokenizer: Any) -> Any:
                              image_seq_len=4, chat_template=CHAT_TEMPLATE)
 
 
+def grow(model: Any, every: int = 1) -> Any:
+    """Deepen a trained model's language model without changing what it computes: after each
+    `every`-th layer a copy of that layer is inserted whose output projections (attention
+    `o_proj`, MLP `down_proj`) are zero, so it adds nothing to the residual stream until
+    training moves them (function-preserving growth, as in Net2Net). The copies start from the
+    trained layer's features, not from noise. Returns the model (changed in place)."""
+    import copy
+
+    import torch
+
+    text = model.model.text_model
+    layers = []
+    for index, layer in enumerate(text.layers):
+        layers.append(layer)
+        if index % every == every - 1:
+            new = copy.deepcopy(layer)
+            with torch.no_grad():
+                new.self_attn.o_proj.weight.zero_()
+                new.mlp.down_proj.weight.zero_()
+            layers.append(new)
+    for index, layer in enumerate(layers):
+        layer.self_attn.layer_idx = index
+    text.layers = torch.nn.ModuleList(layers)
+    for config in (model.config.text_config, text.config):
+        config.num_hidden_layers = len(layers)
+    return model
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -155,6 +183,10 @@ class Mix:
     judge: float = JUDGE_SHARE
     answer_only_until: float = JUDGE_START
     summary: float = SUMMARY_SHARE
+    onpolicy: float = ONPOLICY_SHARE  # of the verify examples, where on-policy files are given
+    # share of batches of matched on-policy pairs: a right and a wrong candidate of the same
+    # question after the same prefix, side by side (logged as verify batches)
+    pairs: float = 0.0
 
 
 class Batches:
@@ -184,7 +216,7 @@ class Batches:
         if self.direct or progress < self.mix.answer_only_until:
             return "answer"
         for kind, share in (("verify", self.mix.verify), ("judge", self.mix.judge),
-                            ("summary", self.mix.summary)):
+                            ("summary", self.mix.summary), ("pairs", self.mix.pairs)):
             if draw < share:
                 return kind
             draw -= share
@@ -197,11 +229,25 @@ class Batches:
         rng = self.verify_rng
         tag = rng.choices(list(VERIFY_WEIGHTS), weights=list(VERIFY_WEIGHTS.values()))[0]
         right = rng.random() < 0.5
-        if self.onpolicy is not None and rng.random() < ONPOLICY_SHARE:
+        if self.onpolicy is not None and rng.random() < self.mix.onpolicy:
             sampled = self.onpolicy.draw(rng, tag, right)
             if sampled is not None:
                 return sampled_verify_example(sampled, self.render)
         return verify_example(make_example(self.data_rng), rng, self.render, tag, right)
+
+    def verify_pairs(self) -> list[Any]:
+        """Half a batch of matched on-policy pairs (a right and a wrong candidate of one
+        question after one prefix: what a selector must tell apart, which the question alone
+        cannot), as verify examples; none where the pool has no such pairs."""
+        from tinycot.examples import sampled_verify_example
+
+        items: list[Any] = []
+        while self.onpolicy is not None and len(items) + 2 <= self.batch:
+            pair = self.onpolicy.draw_pair(self.verify_rng)
+            if pair is None:
+                return []
+            items += [sampled_verify_example(sampled, self.render) for sampled in pair]
+        return items
 
     def next(self, progress: float) -> tuple[str, dict[str, Any]]:
         return self.build(self.kind(progress))
@@ -217,7 +263,12 @@ class Batches:
         from tinycot.task import make_example
 
         items = []
-        for _ in range(self.batch):
+        if kind == "pairs":
+            pairs = self.verify_pairs()
+            if pairs:
+                items = [encode(self.processor, item) for item in pairs]
+            kind = "verify"  # logged as verify batches; a pool without pairs: plain ones
+        while len(items) < self.batch:
             if kind == "verify":
                 item = self.verify_item()
             elif kind == "judge":
@@ -389,6 +440,15 @@ def main(argv: list[str] | None = None) -> None:
                         help="build batches in this many worker processes (for a GPU, where "
                              "data generation bounds a step); the stream is then seeded per "
                              "step (default: %(default)s: in this process)")
+    parser.add_argument("--onpolicy-share", type=float, default=ONPOLICY_SHARE,
+                        help="share of verify examples drawn from the --onpolicy files "
+                             "(default: %(default)s)")
+    parser.add_argument("--pair-share", type=float, default=0.0,
+                        help="share of batches of matched on-policy pairs: a right and a wrong "
+                             "candidate of the same question (default: %(default)s)")
+    parser.add_argument("--grow", action="store_true",
+                        help="with --init: insert a zero-output copy after each language-model "
+                             "layer (twice the depth, the same function to start with)")
     parser.add_argument("--onpolicy", action="append", default=[], metavar="FILE.jsonl",
                         help="candidates the model sampled (python -m tinycot.onpolicy), for "
                         "verify examples; may be given more than once")
@@ -418,6 +478,8 @@ def main(argv: list[str] | None = None) -> None:
         model = Idefics3ForConditionalGeneration.from_pretrained(args.init,
                                                                  torch_dtype=torch.float32)
         tokenizer = processor.tokenizer
+        if args.grow:
+            grow(model)
     else:
         tokenizer = build_tokenizer(out, args.seed)
         processor = build_processor(tokenizer)
@@ -425,7 +487,7 @@ def main(argv: list[str] | None = None) -> None:
     params = sum(p.numel() for p in model.parameters())
     print(f"{params / 1e6:.2f} M parameters, vocabulary {len(tokenizer)}", flush=True)
     mix = Mix(args.verify_share, args.judge_share, args.answer_only_until,
-              args.summary_share)
+              args.summary_share, args.onpolicy_share, args.pair_share)
     batches = Batches(processor, args.seed, onpolicy=pool, mix=mix, direct=args.direct)
     stream = ParallelBatches(batches, args.steps, args.workers) if args.workers else batches
     try:
@@ -442,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
                               "seconds": curve[-1]["seconds"] if curve else 0,
                               "parameters": params, "batch": BATCH, "summary": summary,
                               "shares": {**asdict(mix),
-                                         "onpolicy": ONPOLICY_SHARE if pool else 0.0},
+                                         "onpolicy": mix.onpolicy if pool else 0.0},
                               "init": args.init, "peak_lr": args.peak_lr,
                               "direct": args.direct, "device": args.device,
                               "workers": args.workers,

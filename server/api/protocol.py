@@ -292,6 +292,9 @@ class ChatCompletionRequest(_Lenient):
                                             "search back (server default)")
     max_retraces: Int | None = Field(None, ge=0, le=16, description="search=retrace: the most "
                                      "times it goes back (server default)")
+    greedy_candidate: Bool | None = Field(None, description="One of each stage's candidates "
+                                          "(best-of-N: the first answer) is the greedy one, "
+                                          "the others sampled (default: the server's)")
     pipeline: Pipeline | None = Field(None, description="search (the search's answer stage "
                                       "answers) or reason_summarize (Insight-V's two agents: "
                                       "the search's whole chain is the reasoning, a summariser "
@@ -511,6 +514,8 @@ class ChatCompletionRequest(_Lenient):
                                else settings.retrace_threshold),
             max_retraces=(self.max_retraces if self.max_retraces is not None
                           else settings.max_retraces),
+            greedy_candidate=(self.greedy_candidate if self.greedy_candidate is not None
+                              else settings.greedy_candidate),
             pipeline=self.pipeline or settings.pipeline)
 
 

@@ -274,8 +274,17 @@ class SearchRun:
     async def sample(self, prompt: Prompt, stage: Stage, cap: int, n: int,
                      seed_path: tuple[Any, ...]) -> tuple[list[Candidate], bool]:
         sampling = self.params.stage_sampling(stage, n, cap, self.params.seed(*seed_path))
-        candidates = await self.generate(prompt, stage, sampling)
-        if any(c.usable for c in candidates) or sampling.temperature == 0.0:
+        with_greedy = self.params.greedy_candidate and n > 1 and sampling.temperature > 0
+        if with_greedy:
+            # the greedy continuation first, beside n - 1 samples (two calls, batched together)
+            best, others = await asyncio.gather(
+                self.generate(prompt, stage, sampling.with_(n=1, temperature=0.0, seed=None)),
+                self.generate(prompt, stage, sampling.with_(n=n - 1)))
+            candidates = [*best, *others]
+        else:
+            candidates = await self.generate(prompt, stage, sampling)
+        # none usable: one greedy candidate instead (unless one was among them already)
+        if any(c.usable for c in candidates) or sampling.temperature == 0.0 or with_greedy:
             return candidates, False
         greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         return await self.generate(prompt, stage, greedy), True
@@ -448,7 +457,8 @@ class SearchRun:
                 if chains:
                     break
                 n = 1
-            batch = [SearchRun(self.search, self.conversation, chain_params,
+            batch = [SearchRun(self.search, self.conversation,
+                               self.chain_params(chain_params, len(chains) + i),
                                (*self.path, "chain", len(chains) + i)) for i in range(n)]
             await asyncio.gather(*(chain.complete() for chain in batch))
             for chain in batch:
@@ -460,6 +470,13 @@ class SearchRun:
             if self.spending is not None and candidates_agree([c.answer for c in chains]):
                 break
         return chains
+
+    def chain_params(self, params: SearchParams, index: int) -> SearchParams:
+        """A chain's parameters: the first is greedy where the request asks for a greedy
+        candidate."""
+        if index == 0 and params.greedy_candidate:
+            return replace(params, sampling=params.sampling.with_(temperature=0.0))
+        return params
 
     async def complete(self) -> None:
         async for _ in self.stages(1):

@@ -84,6 +84,8 @@ class SearchParams:
     keep: int = 2
     retrace_threshold: float = 0.4  # tuned on the validation split (docs/evaluation.md)
     max_retraces: int = 3
+    # one of each branching call's candidates (and best-of-N's first chain) is the greedy one
+    greedy_candidate: bool = False
 
     @property
     def summarized(self) -> bool:

@@ -98,3 +98,28 @@ def test_streamed_search_with_verify_sends_each_stage_then_the_answer(server, ch
         "</CAPTION>\n\n<REASONING>")
     assert reasoning.endswith("</REASONING>\n\n") and content  # the answer: as content only
     assert chunks[-1]["usage"]["completion_tokens"] > 0
+
+
+def test_a_greedy_candidate_is_the_greedy_continuation_of_each_chosen_prefix(server, chat_body):
+    """greedy_candidate: candidate 0 of a stage is what greedy decoding writes there, whatever
+    the seed, and the others are sampled (at temperature 2 they are not all that same text);
+    in best-of-N the first whole answer is the greedy answer."""
+    greedy = post(server, {**chat_body, "beam_width": 1, "return_trace": True})
+    greedy_stages = greedy["choices"][0]["message"]["stages"]
+    sampled = []
+    for seed in range(4):
+        data = post(server, {**chat_body, "beam_width": 4, "selector": "logprob", "seed": seed,
+                             "temperature": 2.0, "top_p": 1.0, "greedy_candidate": True,
+                             "return_trace": True})
+        stages = data["choices"][0]["message"]["stages"]
+        assert [s["tag"] for s in stages] == TAGS
+        assert all(len(s["candidates"]) == 4 for s in stages)
+        # the first stage's prefix is the question for every request: the same greedy text
+        assert stages[0]["candidates"][0]["text"] == greedy_stages[0]["text"]
+        sampled += [c["text"] for c in stages[0]["candidates"][1:]]
+    assert any(text != greedy_stages[0]["text"] for text in sampled), sampled
+    bon = post(server, {**chat_body, "beam_width": 3, "search": "best_of_n", "selector": "vote",
+                        "seed": 5, "temperature": 1.5, "greedy_candidate": True,
+                        "return_trace": True})
+    bon_stages = bon["choices"][0]["message"]["stages"]
+    assert [s["candidates"][0]["text"] for s in bon_stages] == [s["text"] for s in greedy_stages]

@@ -121,7 +121,7 @@ class ReasoningOptions(_Item):
 PASSED_ON = ("model", "temperature", "top_p", "stream", "user", "seed", "top_k", "min_p",
              "repetition_penalty", "min_tokens", "ignore_eos", "beam_width", "selector",
              "search", "search_budget", "retrace_keep", "retrace_threshold", "max_retraces",
-             "stage_max_tokens", "timeout")
+             "greedy_candidate", "stage_max_tokens", "timeout")
 # chat completion field -> the field of a Responses request it came from, for error messages
 FIELD_NAMES = {"messages": "input", "max_completion_tokens": "max_output_tokens",
                "reasoning_effort": "reasoning.effort"}
@@ -160,6 +160,7 @@ class ResponsesRequest(BaseModel):
     retrace_keep: int | None = None
     retrace_threshold: float | None = None
     max_retraces: int | None = None
+    greedy_candidate: bool | None = None
     return_trace: bool = Field(False, description="the tagged stages before the answer as the "
                                "reasoning item's content (reasoning_text)")
     stage_max_tokens: int | dict[str, int] | None = None

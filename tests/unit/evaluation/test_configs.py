@@ -22,28 +22,43 @@ def test_the_default_set():
 def test_names_parse_to_request_fields():
     assert parse("greedy").request_fields() == {"beam_width": 1}
     assert parse("bon-vote-4").request_fields() == {"beam_width": 4, "selector": "vote",
-                                                    "search": "best_of_n"}
+                                                    "search": "best_of_n",
+                                                    "greedy_candidate": False}
     assert parse("stage-weighted_vote-8").request_fields() == {
-        "beam_width": 8, "selector": "weighted_vote", "search": "stage"}
+        "beam_width": 8, "selector": "weighted_vote", "search": "stage",
+        "greedy_candidate": False}
     assert parse("stage-judge-16") == Config("stage", "judge", 16)
     for bad in ("bon-best-4", "stage-judge-1", "stage-judge-17", "judge-4", "stage-judge-x",
                 "retrace-judge-4", "stage-verify-4-t0", "effort-huge-verify",
-                "effort-high-best"):
+                "effort-high-best", "stage-verify-4-g-t100", "effort-medium-verify-g"):
         with pytest.raises(ValueError):
             parse(bad)
 
 
 def test_retrace_budget_and_effort_names_parse_to_request_fields():
     assert parse("retrace-verify-4").request_fields() == {"beam_width": 4, "selector": "verify",
-                                                          "search": "retrace"}
+                                                          "search": "retrace",
+                                                          "greedy_candidate": False}
     budgeted = parse("stage-verify-8-t200")
     assert budgeted.request_fields() == {"beam_width": 8, "selector": "verify",
-                                         "search": "stage", "search_budget": 200}
+                                         "search": "stage", "search_budget": 200,
+                                         "greedy_candidate": False}
     assert budgeted.name == "stage-verify-8-t200" and not budgeted.fixed
     effort = parse("effort-medium-vote")
     assert effort.request_fields() == {"reasoning_effort": "medium", "selector": "vote"}
     assert effort.name == "effort-medium-vote" and not effort.fixed
     assert parse("retrace-verify-4").fixed
+
+
+def test_a_greedy_candidate_suffix():
+    config = parse("stage-verify-4-t300-g")
+    assert config == Config("stage", "verify", 4, 300, greedy=True)
+    assert config.name == "stage-verify-4-t300-g"
+    assert config.request_fields() == {"beam_width": 4, "selector": "verify", "search": "stage",
+                                       "search_budget": 300, "greedy_candidate": True}
+    assert parse("bon-vote-4-g").fixed and parse("bon-vote-4-g").name == "bon-vote-4-g"
+    assert ordered(["stage-verify-4-g", "stage-verify-4", "greedy"]) == [
+        "greedy", "stage-verify-4", "stage-verify-4-g"]
 
 
 def test_configs_are_selected_by_names_and_globs():

@@ -164,3 +164,11 @@ def test_a_budgeted_best_of_n_is_neither_a_fixed_baseline_nor_a_budget_pair():
     stage = answers("stage-vote-4", range(70), tokens=300)
     results = analyse(stage + answers("bon-vote-4-t300", range(10), tokens=320))
     assert versus_best_of_n(results, "stage-vote-4").verdict == NOT_MEASURED
+
+
+def test_a_greedy_candidate_search_is_paired_with_its_all_sampled_twin():
+    pairs = planned_pairs(["greedy", "stage-vote-4", "stage-vote-4-g", "bon-vote-4-g",
+                           "stage-logprob-4-g"])
+    assert [(a, b, why) for a, b, why in pairs if "-g" in a and b != "greedy"] == [
+        ("stage-vote-4-g", "stage-vote-4", "greedy candidate against all sampled")]
+    assert ("bon-vote-4-g", "greedy") in [(a, b) for a, b, _ in pairs]

@@ -138,6 +138,14 @@ def test_on_policy_candidates_are_regenerated_labelled_and_kept_once_per_stage()
     tag, text, before = _split(item)
     assert (tag, text) == ("REASONING", "x = 9.")
     assert before == [f"<SUMMARY>{ref[0]}</SUMMARY>", f"<CAPTION>{wrong_caption}</CAPTION>"]
+    # matched pairs: only the stages with right and wrong candidates (CAPTION, CONCLUSION)
+    assert sorted(right[0].tag for right, _ in pool.mixed) == ["CAPTION", "CONCLUSION"]
+    for _ in range(10):
+        right, wrong = pool.draw_pair(rng)
+        assert right.right and not wrong.right
+        assert (right.tag, right.prefix, right.example) == (wrong.tag, wrong.prefix,
+                                                            wrong.example)
+    assert OnPolicyPool([]).draw_pair(rng) is None
 
 
 def test_on_policy_records_must_match_their_examples_and_never_be_held_out():

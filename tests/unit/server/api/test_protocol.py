@@ -302,3 +302,12 @@ def test_a_budget_comes_from_search_budget_or_the_effort_preset_it_came_with():
     assert both.budget.tokens == 99 and both.budget.answers is None
     with pytest.raises(ValidationError):
         req(search_budget=0)
+
+
+def test_a_greedy_candidate_comes_from_the_request_or_the_server():
+    assert req(beam_width=4).to_search_params(SETTINGS).greedy_candidate is False
+    assert req(beam_width=4, greedy_candidate=True).to_search_params(SETTINGS).greedy_candidate
+    server = Settings(greedy_candidate=True)
+    assert req(beam_width=4).to_search_params(server).greedy_candidate is True
+    assert req(beam_width=4, greedy_candidate=False).to_search_params(
+        server).greedy_candidate is False

@@ -181,8 +181,9 @@ def test_a_budget_that_ran_out_is_an_incomplete_response():
 
 def test_retrace_and_budget_fields_pass_on_and_medium_effort_carries_a_budget():
     chat = req(search="retrace", beam_width=4, search_budget=300, retrace_keep=3,
-               retrace_threshold=0.7, max_retraces=1).to_chat()
+               retrace_threshold=0.7, max_retraces=1, greedy_candidate=True).to_chat()
     params = chat.to_search_params(SETTINGS)
+    assert params.greedy_candidate is True
     assert params.shape == "retrace" and params.selector == "verify"
     assert params.budget.tokens == 300 and params.keep == 3
     assert params.retrace_threshold == 0.7 and params.max_retraces == 1

@@ -472,3 +472,39 @@ async def test_no_summary_when_the_budget_ended_the_chain():
     assert trace.finish_reason == "length" and trace.summary is None
     assert not any(isinstance(e, Summarized) for e in events)
     assert all("[Summarize]" not in p for p, _ in engine.generate_calls)
+
+
+async def test_a_greedy_candidate_comes_first_beside_the_samples():
+    """greedy_candidate: each branching call is one greedy continuation and width - 1 samples."""
+    def writes(stage, sampling, i):
+        return f"{stage} greedy" if sampling.temperature == 0 else f"{stage} sample {i}"
+    engine = FakeEngine(script=writes)
+    _, trace = await run(engine, params(beam_width=4, selector=Selector.LOGPROB,
+                                        greedy_candidate=True))
+    calls = [s for _, s in engine.generate_calls]
+    assert len(calls) == 8  # two calls a stage
+    assert sorted((s.n, s.temperature) for s in calls) == [(1, 0.0)] * 4 + [(3, 0.6)] * 4
+    assert all(s.seed is None for s in calls if s.temperature == 0)
+    for stage in trace.stages:
+        assert [c.text for c in stage.candidates] == [
+            f"{stage.tag} greedy", *(f"{stage.tag} sample {i}" for i in range(3))]
+
+    engine = FakeEngine(script=writes)
+    _, trace = await run(engine, params(beam_width=4, selector=Selector.LOGPROB))
+    assert all(s.n == 4 and s.temperature == 0.6 for _, s in engine.generate_calls)
+    assert all("greedy" not in c.text for s in trace.stages for c in s.candidates)
+
+    # the samples unusable: the greedy candidate is kept, and greedy is not asked again
+    engine = FakeEngine(script=lambda stage, s, i: "" if s.temperature > 0 else "greedy")
+    _, trace = await run(engine, params(beam_width=4, greedy_candidate=True))
+    assert all(not s.fallback and s.text == "greedy" for s in trace.stages)
+    assert len(engine.generate_calls) == 8
+
+
+async def test_a_greedy_candidate_in_best_of_n_is_the_first_chain():
+    engine = FakeEngine(script=lambda stage, s, i: f"{stage} t{s.temperature}")
+    _, trace = await run(engine, params(beam_width=3, shape=SearchShape.BEST_OF_N,
+                                        selector=Selector.VOTE, greedy_candidate=True))
+    assert sorted(s.temperature for _, s in engine.generate_calls) == [0.0, 0.6, 0.6]
+    assert [c.text for c in trace.stages[0].candidates] == [
+        "SUMMARY t0.0", "SUMMARY t0.6", "SUMMARY t0.6"]
