@@ -130,17 +130,16 @@ def features(model: Any, processor: Any, items: Sequence[Any]) -> tuple[Any, lis
     own log P(yes) - log P(no) there) for each candidate."""
     import torch
 
-    from tinycot.examples import chat_renderer, encode, sampled_verify_example
+    from tinycot.examples import IGNORE, chat_renderer, encode, sampled_verify_example
 
     render = chat_renderer(processor.tokenizer)
     yes, no = (processor.tokenizer.encode(o, add_special_tokens=False)[0] for o in VERIFY_OPTIONS)
     states, own = [], []
     with torch.no_grad():
         for item in items:
-            example = sampled_verify_example(item, render)
-            encoded = encode(processor, example)
-            target = len(processor.tokenizer(example.target, add_special_tokens=False)
-                         ["input_ids"])
+            encoded = encode(processor, sampled_verify_example(item, render))
+            # the prompt alone: the verdict (the only labelled tokens, at the end) left off
+            target = sum(label != IGNORE for label in encoded["labels"])
             ids = encoded["input_ids"][:len(encoded["input_ids"]) - target]
             extra = ({"pixel_attention_mask": encoded["pixel_attention_mask"].unsqueeze(0)}
                      if encoded.get("pixel_attention_mask") is not None else {})

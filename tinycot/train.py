@@ -143,9 +143,9 @@ def build_processor(tokenizer: Any) -> Any:
                              image_seq_len=4, chat_template=CHAT_TEMPLATE)
 
 
-def grow(model: Any, every: int = 1) -> Any:
+def grow(model: Any) -> Any:
     """Deepen a trained model's language model without changing what it computes: after each
-    `every`-th layer a copy of that layer is inserted whose output projections (attention
+    layer a copy of that layer is inserted whose output projections (attention
     `o_proj`, MLP `down_proj`) are zero, so it adds nothing to the residual stream until
     training moves them (function-preserving growth, as in Net2Net). The copies start from the
     trained layer's features, not from noise. Returns the model (changed in place)."""
@@ -155,14 +155,12 @@ def grow(model: Any, every: int = 1) -> Any:
 
     text = model.model.text_model
     layers = []
-    for index, layer in enumerate(text.layers):
-        layers.append(layer)
-        if index % every == every - 1:
-            new = copy.deepcopy(layer)
-            with torch.no_grad():
-                new.self_attn.o_proj.weight.zero_()
-                new.mlp.down_proj.weight.zero_()
-            layers.append(new)
+    for layer in text.layers:
+        new = copy.deepcopy(layer)
+        with torch.no_grad():
+            new.self_attn.o_proj.weight.zero_()
+            new.mlp.down_proj.weight.zero_()
+        layers += [layer, new]
     for index, layer in enumerate(layers):
         layer.self_attn.layer_idx = index
     text.layers = torch.nn.ModuleList(layers)

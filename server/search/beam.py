@@ -274,11 +274,12 @@ class SearchRun:
     async def sample(self, prompt: Prompt, stage: Stage, cap: int, n: int,
                      seed_path: tuple[Any, ...]) -> tuple[list[Candidate], bool]:
         sampling = self.params.stage_sampling(stage, n, cap, self.params.seed(*seed_path))
+        greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         with_greedy = self.params.greedy_candidate and n > 1 and sampling.temperature > 0
         if with_greedy:
             # the greedy continuation first, beside n - 1 samples (two calls, batched together)
             best, others = await asyncio.gather(
-                self.generate(prompt, stage, sampling.with_(n=1, temperature=0.0, seed=None)),
+                self.generate(prompt, stage, greedy),
                 self.generate(prompt, stage, sampling.with_(n=n - 1)))
             candidates = [*best, *others]
         else:
@@ -286,7 +287,6 @@ class SearchRun:
         # none usable: one greedy candidate instead (unless one was among them already)
         if any(c.usable for c in candidates) or sampling.temperature == 0.0 or with_greedy:
             return candidates, False
-        greedy = sampling.with_(n=1, temperature=0.0, seed=None)
         return await self.generate(prompt, stage, greedy), True
 
     async def widen(self, prompt: Prompt, stage: Stage, cap: int, width: int,
