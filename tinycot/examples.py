@@ -37,6 +37,7 @@ from server.search.prompts import (
 from server.search.schema import FULL_ANSWER_CRITERION, LLAVA_COT
 from server.search.trace import Candidate
 from tinycot.onpolicy import is_right as stage_is_right
+from tinycot.onpolicy import reaches_right
 from tinycot.task import (
     COLOURS,
     GRID,
@@ -235,10 +236,12 @@ def _stage_spans(start: int, text: str, reference: str, right: bool, tail: int
 
 
 def verify_item(example: Example, tag: str, prefix: list[str] | tuple[str, ...], text: str,
-                render: Callable[..., str], kind: str) -> TextExample:
+                render: Callable[..., str], kind: str, right: bool | None = None
+                ) -> TextExample:
     """The verify call for the stage `tag` of `example` written as `text` after the stages
-    `prefix` (texts, in order): target yes where `text` is right. Error-probe spans on every
-    stage of the transcript, against the reference."""
+    `prefix` (texts, in order): target yes where `text` is right (by its text, unless `right`
+    says otherwise). Error-probe spans on every stage of the transcript, against the
+    reference."""
     index = STAGE_TAGS.index(tag)
     assert len(prefix) == index, (tag, len(prefix))
     reference = dict(example.stages)
@@ -253,9 +256,10 @@ def verify_item(example: Example, tag: str, prefix: list[str] | tuple[str, ...],
                               len(done.close_tag))
     stage = LLAVA_COT.stages[index]
     head = prompts.stage(base, chosen, stage)
-    right = stage_is_right(tag, text, reference[tag])
-    spans += _stage_spans(len(prompt_text(head)), text, reference[tag], right,
+    said_right = stage_is_right(tag, text, reference[tag])
+    spans += _stage_spans(len(prompt_text(head)), text, reference[tag], said_right,
                           len(stage.close_tag))
+    right = said_right if right is None else right
     prompt = PromptBuilder.verify((*head, *_candidate(text).as_prompt(stage.close_tag)), stage,
                                   prompts.evidence(chosen, stage))
     return TextExample(prompt_text(prompt), VERIFY_OPTIONS[0 if right else 1], example.image,
@@ -320,9 +324,12 @@ class OnPolicyPool:
     """The on-policy records' candidates by stage and label, each with its example
     regenerated from the record's split, seed and index. Candidates repeated within a stage
     (the model often samples the same text) are kept once. `mixed`: the stages (one question,
-    one prefix) whose candidates were some right and some wrong, as (right ones, wrong ones)."""
+    one prefix) whose candidates were some right and some wrong, as (right ones, wrong ones).
+    Right by the text, or with `outcome` by the result it reaches (`reaches_right`: a
+    REASONING that miscounts its way to the right number is right)."""
 
-    def __init__(self, records: list[dict[str, Any]]) -> None:
+    def __init__(self, records: list[dict[str, Any]], outcome: bool = False) -> None:
+        label = reaches_right if outcome else stage_is_right
         wanted: dict[tuple[str, int], int] = {}
         for rec in records:
             if rec["split"] == "held-out":
@@ -349,7 +356,7 @@ class OnPolicyPool:
                     if not text or text in seen or any(t in text for t in ("<", ">")):
                         continue
                     seen.add(text)
-                    right = stage_is_right(tag, text, dict(example.stages)[tag])
+                    right = label(tag, text, dict(example.stages)[tag])
                     sampled = SampledStage(example, tag, prefix, text, right)
                     self.items.setdefault((tag, right), []).append(sampled)
                     group[right].append(sampled)
@@ -378,7 +385,7 @@ class OnPolicyPool:
 def sampled_verify_example(sampled: SampledStage, render: Callable[..., str]) -> TextExample:
     """The verify call for a stage the model sampled, after the prefix it had."""
     return verify_item(sampled.example, sampled.tag, sampled.prefix, sampled.text, render,
-                       f"verify {sampled.tag} onpolicy")
+                       f"verify {sampled.tag} onpolicy", sampled.right)
 
 
 # ----------------------------------------------------------------------------- encoding

@@ -20,6 +20,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,29 @@ def is_right(tag: str, text: str, reference: str) -> bool:
     if tag == "CONCLUSION":
         return is_correct(text, reference)
     return bool(text.strip()) and squash(text) == squash(reference)
+
+
+def final_result(text: str) -> str | None:
+    """What a reasoning text concludes: left or not, the most common colour, else its last
+    number."""
+    if "is not left of" in text:
+        return "no"
+    if "is left of" in text:
+        return "yes"
+    colour = re.findall(r"(Red|Green|Blue|Yellow) is the most common", text)
+    if colour:
+        return colour[-1].lower()
+    numbers = re.findall(r"\d+", text)
+    return numbers[-1] if numbers else None
+
+
+def reaches_right(tag: str, text: str, reference: str) -> bool:
+    """Whether a stage text leads to the right answer: a REASONING whose final result is the
+    reference's (though its steps may differ: a miscount that lands on the right number), any
+    other stage as `is_right`. What a selector's choice is finally judged by."""
+    if tag == "REASONING":
+        return bool(text.strip()) and final_result(text) == final_result(reference)
+    return is_right(tag, text, reference)
 
 
 def label_stages(stages: Sequence[dict[str, Any]], reference: dict[str, str]

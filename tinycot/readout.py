@@ -17,21 +17,21 @@ P("no") at that token, what the `verify` selector reads):
   wrong, how often the right one scores higher. This is what a selector needs (50 %: a coin).
 
 Labels are the stage's text against the reference (`tinycot.onpolicy.is_right`) or, with
-`--outcome`, whether the stage leads to the right final answer (its last number, colour, or
-left-or-not is the reference's).
+`--outcome`, whether the stage leads to the right final answer (`reaches_right`: its last
+number, colour, or left-or-not is the reference's).
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from server.search.prompts import VERIFY_OPTIONS
+from tinycot.onpolicy import reaches_right
 
 DEFAULT_MODEL = "models/tiny-cot"
 L2 = 1e-2  # the probe's weight penalty
@@ -99,20 +99,6 @@ def fit_probe(train: Any, labels: Any) -> Any:
     return lambda features: ((features - mean) / std) @ weight + bias
 
 
-def final_result(text: str) -> str | None:
-    """What a reasoning text concludes: left or not, the most common colour, else its last
-    number."""
-    if "is not left of" in text:
-        return "no"
-    if "is left of" in text:
-        return "yes"
-    colour = re.findall(r"(Red|Green|Blue|Yellow) is the most common", text)
-    if colour:
-        return colour[-1].lower()
-    numbers = re.findall(r"\d+", text)
-    return numbers[-1] if numbers else None
-
-
 def candidates(paths: Sequence[str], stage: str, limit: int, seed: int) -> list[Any]:
     """The distinct on-policy candidates of `stage` in the files (tinycot.examples'
     SampledStage), right and wrong, shuffled, at most `limit`."""
@@ -158,8 +144,7 @@ def labelled(items: Sequence[Any], outcome: bool) -> tuple[list[bool], list[int]
     ids: dict[tuple[int, tuple[str, ...]], int] = {}
     for item in items:
         if outcome:
-            reference = dict(item.example.stages)[item.tag]
-            labels.append(final_result(item.text) == final_result(reference))
+            labels.append(reaches_right(item.tag, item.text, dict(item.example.stages)[item.tag]))
         else:
             labels.append(bool(item.right))
         key = (id(item.example), item.prefix)

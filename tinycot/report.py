@@ -52,11 +52,25 @@ def markdown(record: dict[str, Any], plot_name: str) -> str:
         lines += [f"Verify examples drew on {sum(onpolicy.values())} distinct candidates the "
                   f"model had sampled ({files}; " + ", ".join(
                       f"{k} {v}" for k, v in onpolicy.items()) + ").", ""]
+    ranking = any("ranking" in row for row in record["summary"])
+    if ranking:
+        lines += [f"Pair batches also carried a pairwise (Bradley-Terry) loss at weight "
+                  f"{record.get('ranking')} (`--ranking`): -log sigmoid of the right "
+                  "candidate's yes-no logit margin minus the wrong one's, at the verdict's "
+                  "position; *pairs ranked right* is the share of a batch's pairs where the "
+                  "right one's margin was higher (during training).", ""]
+    if (record.get("onpolicy") or {}).get("outcome_labels"):
+        lines += ["Its on-policy REASONING candidates were labelled by the result they reach "
+                  "(`--outcome-labels`: a reasoning that miscounts its way to the right number "
+                  "is right), the other stages by their text.", ""]
+    columns = [*KINDS, *(("ranking", "ranked_right") if ranking else ())]
+    names = {"ranking": "ranking loss", "ranked_right": "pairs ranked right"}
     lines += [f"![training curve]({plot_name})", "",
-              "| steps | " + " | ".join(f"{k} loss" for k in KINDS) + " |",
-              "|---" * (len(KINDS) + 1) + "|"]
+              "| steps | " + " | ".join(names.get(k, f"{k} loss") for k in columns) + " |",
+              "|---" * (len(columns) + 1) + "|"]
     for row in record["summary"]:
-        cells = [f"{row[k]:.3f}" if row.get(k) is not None else "–" for k in KINDS]
+        cells = [(f"{row[k]:.1%}" if k == "ranked_right" else f"{row[k]:.3f}")
+                 if row.get(k) is not None else "–" for k in columns]
         lines.append(f"| {row['steps']} | {' | '.join(cells)} |")
     if check:
         lines += ["", f"Held-out check after training ({check['questions']} questions, "

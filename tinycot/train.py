@@ -251,6 +251,8 @@ class Batches:
         return self.build(self.kind(progress))
 
     def build(self, kind: str) -> tuple[str, dict[str, Any]]:
+        import torch
+
         from tinycot.examples import (
             answer_example,
             collate,
@@ -262,10 +264,9 @@ class Batches:
 
         items = []
         if kind == "pairs":
-            pairs = self.verify_pairs()
-            if pairs:
-                items = [encode(self.processor, item) for item in pairs]
+            items = [encode(self.processor, item) for item in self.verify_pairs()]
             kind = "verify"  # logged as verify batches; a pool without pairs: plain ones
+        pairs = torch.tensor(len(items) // 2)  # rows 2k (right), 2k + 1 (wrong), k < pairs
         while len(items) < self.batch:
             if kind == "verify":
                 item = self.verify_item()
@@ -278,7 +279,7 @@ class Batches:
                 item = answer_example(make_example(self.data_rng), self.render, EOS,
                                       self.direct)
             items.append(encode(self.processor, item))
-        return kind, collate(items, self.pad_id)
+        return kind, {**collate(items, self.pad_id), "pairs": pairs}
 
 
 class ParallelBatches:
@@ -340,9 +341,33 @@ def learning_rate(step: int, progress: float, peak: float = PEAK_LR) -> float:
     return peak * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * cosine)
 
 
+def ranking_loss(logits: Any, labels: Any, pairs: int, verdict_ids: tuple[int, int]
+                 ) -> tuple[Any, float]:
+    """The pairwise (Bradley-Terry) loss of a batch whose rows 2k and 2k + 1, k < `pairs`, are
+    a right and a wrong candidate of one question: each row's score is its verdict's logit
+    margin, logit(yes) - logit(no), where the verdict is predicted (the position before its
+    first label); the loss is -log sigmoid(right's score - wrong's). What a selector needs,
+    which two independent yes/no losses only imply. Also the share of pairs ranked right."""
+    import torch
+    import torch.nn.functional as F
+
+    from tinycot.examples import IGNORE
+
+    rows = labels[:2 * pairs]
+    before = (rows != IGNORE).int().argmax(dim=1) - 1
+    at = logits[torch.arange(len(rows)), before]
+    yes, no = verdict_ids
+    score = at[:, yes] - at[:, no]
+    margin = score[0::2] - score[1::2]
+    return F.softplus(-margin).mean(), (margin > 0).float().mean().item()
+
+
 def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps: int,
-          log_every: int = 10, peak_lr: float = PEAK_LR, device: str = "cpu"
+          log_every: int = 10, peak_lr: float = PEAK_LR, device: str = "cpu",
+          ranking: float = 0.0, verdict_ids: tuple[int, int] = (0, 0)
           ) -> list[dict[str, Any]]:
+    """`ranking`: weight of the pairwise loss on pair batches (`ranking_loss`, on the
+    `verdict_ids` yes and no tokens) beside each row's own token loss."""
     import torch
 
     from tinycot.probes import ErrorProbe, PerceptionProbe
@@ -366,11 +391,21 @@ def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps:
         for group in optimizer.param_groups:
             group["lr"] = lr
         kind, batch = batches.next(progress)
+        pairs = int(batch.pop("pairs", 0))
         batch = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         cells, errors = batch.pop("cells"), batch.pop("errors")
-        loss = model(**batch).loss
+        out = model(**batch)
+        loss = out.loss
         seen, noticed = probe.loss(cells), errors_probe.loss(errors)
-        (loss + PERCEPTION_WEIGHT * seen + ERROR_WEIGHT * noticed).backward()
+        total = loss + PERCEPTION_WEIGHT * seen + ERROR_WEIGHT * noticed
+        ranked: dict[str, float] = {}
+        if ranking and pairs:
+            rank_loss, ranked_right = ranking_loss(out.logits, batch["labels"], pairs,
+                                                   verdict_ids)
+            total = total + ranking * rank_loss
+            ranked = {"rank_loss": round(rank_loss.item(), 4),
+                      "ranked_right": round(ranked_right, 4)}
+        total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -378,15 +413,29 @@ def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps:
         curve.append({"step": step, "kind": kind, "loss": round(loss.item(), 4),
                       "perception_loss": round(seen.item(), 4),
                       "error_loss": round(noticed.item(), 4), "lr": round(lr, 6),
-                      "seconds": round(time.monotonic() - started, 1)})
+                      "seconds": round(time.monotonic() - started, 1), **ranked})
         if step % log_every == 0:
             recent = curve[-log_every:]
             kinds = "  ".join(f"{kind} {_mean(recent, 'loss', kind)}" for kind in KINDS)
+            ranks = [r for r in recent if "rank_loss" in r]
             print(f"step {step:5d}  {curve[-1]['seconds']:7.1f}s  lr {lr:.2e}  {kinds}  "
                   f"perception {_mean(recent, 'perception_loss')}  "
-                  f"errors {_mean(recent, 'error_loss', 'judge', 'verify')}", flush=True)
+                  f"errors {_mean(recent, 'error_loss', 'judge', 'verify')}"
+                  + (f"  ranking {_mean(ranks, 'rank_loss')} ({_mean(ranks, 'ranked_right')} "
+                     "ranked right)" if ranks else ""), flush=True)
     model.eval().to("cpu")
     return curve
+
+
+def verdict_ids(tokenizer: Any) -> tuple[int, int]:
+    """The first token ids of the verifier's yes and no: what the server's one constrained
+    token is scored on (they differ from the first token on)."""
+    from server.search.prompts import VERIFY_OPTIONS
+
+    yes, no = (tokenizer(option, add_special_tokens=False)["input_ids"][0]
+               for option in VERIFY_OPTIONS)
+    assert yes != no, (yes, no)
+    return yes, no
 
 
 def _mean(rows: list[dict[str, Any]], key: str, *kinds: str) -> str:
@@ -395,7 +444,8 @@ def _mean(rows: list[dict[str, Any]], key: str, *kinds: str) -> str:
 
 
 def curve_summary(curve: list[dict[str, Any]], parts: int = 10) -> list[dict[str, Any]]:
-    """Mean loss of answer, judge and verify batches over each tenth of the run."""
+    """Mean loss of each kind of batch over each tenth of the run; where the ranking loss was
+    on, its mean and the share of pairs ranked right."""
     rows = []
     size = max(1, math.ceil(len(curve) / parts))
     for start in range(0, len(curve), size):
@@ -404,6 +454,10 @@ def curve_summary(curve: list[dict[str, Any]], parts: int = 10) -> list[dict[str
         for kind in KINDS:
             losses = [r["loss"] for r in chunk if r["kind"] == kind]
             row[kind] = round(sum(losses) / len(losses), 4) if losses else None
+        ranked = [r for r in chunk if "rank_loss" in r]
+        if ranked:  # pair batches under the ranking loss
+            for key, name in (("rank_loss", "ranking"), ("ranked_right", "ranked_right")):
+                row[name] = round(sum(r[key] for r in ranked) / len(ranked), 4)
         rows.append(row)
     return rows
 
@@ -444,6 +498,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pair-share", type=float, default=0.0,
                         help="share of batches of matched on-policy pairs: a right and a wrong "
                              "candidate of the same question (default: %(default)s)")
+    parser.add_argument("--ranking", type=float, default=0.0, metavar="WEIGHT",
+                        help="weight of a pairwise (Bradley-Terry) loss on the pair batches: "
+                             "the right candidate's yes-no margin above the wrong one's "
+                             "(default: %(default)s: none)")
+    parser.add_argument("--outcome-labels", action="store_true",
+                        help="label the on-policy REASONING candidates by the result they "
+                             "reach, not by their text (what a selector's choice is judged by)")
     parser.add_argument("--grow", action="store_true",
                         help="with --init: insert a zero-output copy after each language-model "
                              "layer (twice the depth, the same function to start with)")
@@ -465,7 +526,7 @@ def main(argv: list[str] | None = None) -> None:
         from tinycot.examples import OnPolicyPool
         from tinycot.onpolicy import load
 
-        pool = OnPolicyPool(load(args.onpolicy))
+        pool = OnPolicyPool(load(args.onpolicy), outcome=args.outcome_labels)
         print(f"on-policy candidates from {', '.join(args.onpolicy)}: {pool.counts()}",
               flush=True)
     if args.init:
@@ -490,7 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     stream = ParallelBatches(batches, args.steps, args.workers) if args.workers else batches
     try:
         curve = train(model, stream, args.minutes, args.steps, peak_lr=args.peak_lr,
-                      device=args.device)
+                      device=args.device, ranking=args.ranking,
+                      verdict_ids=verdict_ids(tokenizer))
     finally:
         if isinstance(stream, ParallelBatches):
             stream.close()
@@ -504,9 +566,11 @@ def main(argv: list[str] | None = None) -> None:
                               "shares": {**asdict(mix),
                                          "onpolicy": mix.onpolicy if pool else 0.0},
                               "init": args.init, "peak_lr": args.peak_lr,
+                              "ranking": args.ranking,
                               "direct": args.direct, "device": args.device,
                               "workers": args.workers,
                               "onpolicy": {"files": args.onpolicy,
+                                           "outcome_labels": args.outcome_labels,
                                            "candidates": pool.counts() if pool else {}},
                               "curve": curve}
     (out / CURVE_FILE).write_text(json.dumps(record, indent=1))  # kept if the check fails

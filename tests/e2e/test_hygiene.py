@@ -8,6 +8,8 @@ import httpx
 import pytest
 from transformers import AutoTokenizer
 
+from server.search.single_call import READ_EVERY
+
 URL = "/v1/chat/completions"
 STAGES = ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION")
 TAG = re.compile(r"</?(?:SUMMARY|CAPTION|REASONING|CONCLUSION|think|answer)>")
@@ -78,9 +80,11 @@ def test_a_stage_caught_in_a_loop_is_closed_early_after_its_first_copy(server, c
     for candidate in candidates:
         assert (candidate["text"], candidate["closed"]) == ("red", False)
         assert candidate["cleaned"] == ["repetition"]
-        assert candidate["tokens"] < 20  # ended at the loop (12 words), not at the cap
+        # ended at the loop (seen after 12 words), not at the cap: the engine hands a call's
+        # text over every READ_EVERY tokens (one hand-over missed on a busy machine allowed)
+        assert candidate["tokens"] <= 13 + 2 * READ_EVERY < CAP / 5
     assert data["choices"][0]["message"]["content"] == "red"
     assert data["usage"]["completion_tokens"] == sum(c["tokens"] for c in candidates)
-    assert spent < len(candidates) * 20 < len(candidates) * CAP / 10  # the engine stopped
+    assert spent < len(candidates) * CAP / 5  # the engine stopped too
     if not search:
         assert streamed_content(server, body) == "red"  # never more than the first copy

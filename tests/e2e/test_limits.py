@@ -5,7 +5,7 @@ import json
 
 import httpx
 
-from tests.e2e.test_search import _wait_idle
+from tests.e2e.waiting import wait_idle
 
 URL = "/v1/chat/completions"
 
@@ -40,7 +40,7 @@ def test_a_request_past_its_deadline_gets_504_and_its_search_is_aborted(server, 
     response = httpx.post(f"{server.base_url}{URL}", json=body, timeout=60)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "timeout"
-    _wait_idle(server)
+    wait_idle(server)
 
 
 def test_a_stream_past_its_deadline_ends_with_an_error_event(server, chat_body):
@@ -51,4 +51,4 @@ def test_a_stream_past_its_deadline_ends_with_an_error_event(server, chat_body):
     assert lines[-1] == "data: [DONE]"
     error = json.loads(lines[-2][6:])["error"]
     assert error["code"] == "timeout"
-    _wait_idle(server)
+    wait_idle(server)

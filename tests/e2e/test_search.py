@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.waiting import engine_core, wait_for
+from tests.e2e.waiting import engine_core, wait_for, wait_idle
 
 URL = "/v1/chat/completions"
 
@@ -81,11 +81,8 @@ def test_concurrent_searches_all_complete(server, chat_body):
     assert [r.status_code for r in responses] == [200] * 8
 
 
-def _wait_idle(server, timeout=60.0) -> None:
-    """Until the engine runs and queues nothing (`timeout`: only a guard against a hang)."""
-    wait_for(lambda: (server.counter("vllm:num_requests_running")
-                      + server.counter("vllm:num_requests_waiting")) == 0,
-             "engine requests still running after the client left", server, timeout)
+def _wait_idle(server) -> None:
+    wait_idle(server, "engine requests still running after the client left")
 
 
 def _post_raw(server, body: dict) -> socket.socket:

@@ -22,7 +22,22 @@ def wait_for(condition: Callable[[], bool], what: str, server: Any,
         time.sleep(0.05)
 
 
+def wait_idle(server: Any, what: str = "engine requests still running",
+              timeout: float = 60.0) -> None:
+    """Until the engine runs and queues nothing. The gauges are the engine core's, reported
+    after its next step: a request the API process has just finished (a stop string) can still
+    count as running for a moment, so they are polled, never read once (`timeout`: only a guard
+    against a hang)."""
+    wait_for(lambda: (server.counter("vllm:num_requests_running")
+                      + server.counter("vllm:num_requests_waiting")) == 0, what, server, timeout)
+
+
 def engine_core(server: Any) -> psutil.Process:
-    """The server's vLLM engine-core process."""
-    children = psutil.Process(server.process.pid).children(recursive=True)
-    return next(p for p in children if "EngineCore" in " ".join(p.cmdline()) + p.name())
+    """The server's vLLM engine-core process (children that vanish while read are skipped)."""
+    for child in psutil.Process(server.process.pid).children(recursive=True):
+        try:
+            if "EngineCore" in " ".join(child.cmdline()) + child.name():
+                return child
+        except psutil.Error:
+            continue
+    raise LookupError("no EngineCore process under the server")

@@ -39,12 +39,13 @@ async def test_closed_loop_sends_exactly_the_count_at_the_concurrency() -> None:
 
 
 async def test_closed_loop_stops_at_its_duration() -> None:
+    # bounds wide enough for a busy machine (a stall adds time, and fewer requests fit)
     send = FakeSend(seconds=0.02)
     started = time.perf_counter()
-    await closed_loop(send, concurrency=2, budget=Budget(limit=None, deadline=started + 0.1))
+    await closed_loop(send, concurrency=2, budget=Budget(limit=None, deadline=started + 0.5))
     elapsed = time.perf_counter() - started
-    assert 0.1 <= elapsed < 0.5
-    assert 4 <= len(send.indices) <= 14
+    assert 0.5 <= elapsed < 2.0
+    assert 4 <= len(send.indices) <= 2 * 25 + 2
 
 
 async def test_open_loop_does_not_wait_for_earlier_requests() -> None:
@@ -58,12 +59,13 @@ async def test_open_loop_does_not_wait_for_earlier_requests() -> None:
 async def test_open_loop_follows_the_poisson_schedule() -> None:
     send = FakeSend(seconds=0.0)
     rate, count = 100.0, 20
+    before = time.perf_counter()  # the schedule counts from open_loop's start, just after
     await open_loop(send, rate=rate, budget=Budget(limit=count, deadline=None),
                     rng=random.Random(1))
     rng, expected, arrival = random.Random(1), [], 0.0
     for _ in range(count):
         expected.append(arrival)
         arrival += rng.expovariate(rate)
-    actual = [t - send.started_at[0] for t in send.started_at]
-    assert all(a >= e - 0.002 for a, e in zip(actual, expected, strict=True))
-    assert actual[-1] - expected[-1] < 0.1
+    actual = [t - before for t in send.started_at]
+    assert all(a >= e for a, e in zip(actual, expected, strict=True))  # never early
+    assert actual[-1] - expected[-1] < 0.5  # nor drifting late (a stall allowed)

@@ -3,6 +3,7 @@ reference, about half right, the stages weighted; on-policy candidates after the
 model had; the batch mix of training."""
 
 import random
+import re
 from collections import Counter
 from types import SimpleNamespace
 
@@ -146,6 +147,25 @@ def test_on_policy_candidates_are_regenerated_labelled_and_kept_once_per_stage()
         assert (right.tag, right.prefix, right.example) == (wrong.tag, wrong.prefix,
                                                             wrong.example)
     assert OnPolicyPool([]).draw_pair(rng) is None
+
+
+def test_outcome_labels_count_a_reasoning_by_the_result_it_reaches():
+    example = next(e for e in dataset(0, 20, split="onpolicy")
+                   if re.search(r"\d+", dict(e.stages)["REASONING"]))
+    ref = [t for _, t in example.stages]
+    lucky = "Nothing counted. " + ref[2]  # other steps, the same result
+    off = re.sub(r"\d+(?=\D*$)", "99", ref[2])  # the last number changed
+    record = _record(0, example, [[ref[0]], [ref[1]], [lucky, off], [ref[3]]])
+    by_text, by_outcome = OnPolicyPool([record]), OnPolicyPool([record], outcome=True)
+    assert by_text.counts()["REASONING wrong"] == 2 and not by_text.mixed
+    assert by_outcome.counts()["REASONING right"] == by_outcome.counts()["REASONING wrong"] == 1
+    right, wrong = by_outcome.draw_pair(random.Random(0))
+    assert (right.text, wrong.text) == (lucky, off)
+    # the verify example's target follows the pool's label
+    assert sampled_verify_example(right, render).target == "yes"
+    assert sampled_verify_example(wrong, render).target == "no"
+    assert sampled_verify_example(by_text.draw(random.Random(0), "REASONING", False),
+                                  render).target == "no"
 
 
 def test_on_policy_records_must_match_their_examples_and_never_be_held_out():

@@ -4,9 +4,11 @@ import json
 
 from tinycot.onpolicy import (
     done_indices,
+    final_result,
     is_right,
     label_stages,
     load,
+    reaches_right,
     request_body,
     squash,
     wrong_shares,
@@ -86,3 +88,22 @@ def test_the_request_asks_for_a_traced_logprob_search_with_the_image():
     image, text = body["messages"][0]["content"]
     assert image["image_url"]["url"].startswith("data:image/png;base64,")
     assert text == {"type": "text", "text": example.question}
+
+
+def test_final_results_of_each_reasoning_kind():
+    assert final_result("Red: circle, square = 2. So there are 2 red shapes.") == "2"
+    assert final_result("Red: none = 0. Blue: circle = 1. Blue is the most common.") == "blue"
+    assert final_result("The left side is left of the right side.") == "yes"
+    assert final_result("The right side is not left of the left side.") == "no"
+    assert final_result("no numbers") is None
+
+
+def test_a_reasoning_reaches_the_right_answer_by_its_result_other_stages_by_their_text():
+    reference = "Red: circle, square = 2. So there are 2 red shapes."
+    miscounted = "Red: circle, circle = 2. So there are 2 red shapes."
+    assert reaches_right("REASONING", miscounted, reference)
+    assert not is_right("REASONING", miscounted, reference)
+    assert not reaches_right("REASONING", "Red: circle = 1. So there is 1 red shape.", reference)
+    assert not reaches_right("REASONING", "   ", "")
+    assert not reaches_right("CAPTION", "Top left: red circle.", "Top left: red square.")
+    assert reaches_right("CONCLUSION", "2", "2")

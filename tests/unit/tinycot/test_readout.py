@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from tinycot.readout import auc, final_result, fit_probe, pair_accuracy
+from tinycot.readout import auc, fit_probe, pair_accuracy
 
 
 def test_auc_ranks_right_above_wrong_and_counts_ties_half():
@@ -35,11 +35,3 @@ def test_the_probe_finds_a_direction_that_separates_the_labels():
     assert auc(score(x[300:]).tolist(), [bool(v) for v in y[300:]]) > 0.95
     flipped = fit_probe(x[:300], 1 - y[:300])
     assert auc(flipped(x[300:]).tolist(), [bool(v) for v in y[300:]]) < 0.05
-
-
-def test_final_results_of_each_reasoning_kind():
-    assert final_result("Red: circle, square = 2. So there are 2 red shapes.") == "2"
-    assert final_result("Red: none = 0. Blue: circle = 1. Blue is the most common.") == "blue"
-    assert final_result("The left side is left of the right side.") == "yes"
-    assert final_result("The right side is not left of the left side.") == "no"
-    assert final_result("no numbers") is None

@@ -62,3 +62,22 @@ def test_report_shows_the_verify_loss_and_the_verifier_check():
     assert "(80 stages), the kept one was right 70% of the time; a random pick would be 45%" in (
         text)
     assert "| REASONING | 400 | 50% | 66% | 90% | 70% | 50 | 72% | 40% |" in text
+
+
+def test_report_shows_the_ranking_loss_and_the_labels_where_the_run_used_them():
+    from tinycot.train import curve_summary
+
+    curve = [{"step": 1, "kind": "answer", "loss": 1.0},
+             {"step": 2, "kind": "verify", "loss": 0.4, "rank_loss": 0.6, "ranked_right": 0.5},
+             {"step": 3, "kind": "verify", "loss": 0.2, "rank_loss": 0.2, "ranked_right": 1.0}]
+    summary = curve_summary(curve, parts=1)
+    assert summary[0]["ranking"] == 0.4 and summary[0]["ranked_right"] == 0.75
+    record = {**RECORD, "curve": curve, "summary": summary, "ranking": 1.0,
+              "onpolicy": {"files": ["r.jsonl"], "candidates": {"REASONING right": 2},
+                           "outcome_labels": True}}
+    text = markdown(record, "training.png")
+    assert "pairwise (Bradley-Terry) loss at weight 1.0" in text
+    assert "| ranking loss | pairs ranked right |" in text and "| 0.400 | 75.0% |" in text
+    assert "labelled by the result they reach" in text
+    plain = markdown(RECORD, "training.png")
+    assert "Bradley-Terry" not in plain and "ranking loss" not in plain
