@@ -13,8 +13,8 @@ Configurations (--configs; default: all 23):
 'stage-judge-16'). Selectors (server/search/selection.py): judge = pairwise knockout; verify =
 each candidate's P("yes") to a verification question; vote = most common answer / consensus
 text (no extra engine call); weighted_vote = answers weighted by P("yes"); logprob = highest
-mean token log-probability; auto = nothing when all agree, a vote on a clear majority, verify
-otherwise.
+mean token log-probability; auto = nothing when all agree, a vote when over 3/4 agree,
+verify otherwise.
 
 Splits (--split): `test` (default) is the held-out split, `tinycot.task.held_out(n, seed)`: the
 reported result. `validation` is a separate split, `dataset(seed, n, "validation")`, for tuning

@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from server.search.selection import CLEAR_MAJORITY
+
 TAGS = ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION")
 
 
@@ -83,7 +85,8 @@ class FakeServer:
                 by = selector
                 if selector == "auto":  # as the server's: agree, a clear majority, or verify
                     top = max(texts.count(t) for t in texts)
-                    by = "agree" if top == width else "vote" if top > width / 2 else "verify"
+                    by = ("agree" if top == width else
+                          "vote" if top > width * CLEAR_MAJORITY else "verify")
                 stages.append(stage(tag, texts, pick(texts, tag), by))
         completion = 20 * width + (3 * width if selector in ("judge", "verify") else 0)
         return {

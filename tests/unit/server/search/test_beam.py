@@ -247,16 +247,31 @@ async def test_weighted_vote_weighs_answers_by_the_verifier():
 
 
 async def test_auto_votes_on_a_clear_majority_and_verifies_a_split():
+    """FAKE engine: seven of eight answers the same (after normalisation) is a clear majority;
+    a split caption is verified."""
     def script(stage, sampling, i):
         if stage == "CONCLUSION":
-            return ["2", "2", "two", "5"][i]
-        return ["x best", "y", "z", "w"][i] if stage == "CAPTION" else "same"
+            return ["2", "2", "two", "2", "two", "2", "2", "5"][i]
+        return ["x best", "y", "z", "w", "v", "u", "t", "s"][i] if stage == "CAPTION" else "same"
     engine = FakeEngine(script=script)
-    _, trace = await run(engine, params(beam_width=4, selector="auto"))
+    _, trace = await run(engine, params(beam_width=8, selector="auto"))
     methods = [s.selection.method for s in trace.stages]
     assert methods == ["agree", "verify", "agree", "vote"]
     assert trace.stages[1].text == "x best" and trace.answer == "2"
-    assert len(engine.choose_calls) == 4  # only the split caption stage was verified
+    assert len(engine.choose_calls) == 8  # only the split caption stage was verified
+
+
+async def test_auto_verifies_where_three_of_four_agree():
+    """FAKE engine: 3 of 4 is not a clear majority (CLEAR_MAJORITY): the verifier decides,
+    and here it prefers the lone right answer."""
+    from server.search.selection import CLEAR_MAJORITY
+
+    assert 3 / 4 <= CLEAR_MAJORITY < 7 / 8
+    engine = FakeEngine(script=lambda stage, s, i: ["2", "2", "two", "5 best"][i]
+                        if stage == "CONCLUSION" else "same")
+    _, trace = await run(engine, params(beam_width=4, selector="auto"))
+    assert [s.selection.method for s in trace.stages] == ["agree", "agree", "agree", "verify"]
+    assert trace.answer == "5 best"
 
 
 @pytest.mark.parametrize("selector", ["verify", "vote", "weighted_vote", "logprob", "auto"])
@@ -269,14 +284,16 @@ async def test_best_of_n_selects_whole_chains_with_every_selector(selector):
     _, trace = await run(engine, params_)
     assert len(engine.generate_calls) == 3 and len(trace.stages[-1].candidates) == 3
     verifications = [c for c in engine.choose_calls if "[Verify]" in c]
-    if selector in ("verify", "weighted_vote"):  # chains 0 and 2 are the same: asked once
+    if selector in ("verify", "weighted_vote", "auto"):  # chains 0 and 2 the same: asked once
         assert len(verifications) == 2 and len(set(verifications)) == 2
         assert all(c.count("</CONCLUSION>") == 1 and c.count("<SUMMARY>") == 1
                    for c in verifications)  # each verifies its own whole chain
     else:
         assert not engine.choose_calls
-    # vote, and auto on its clear 2-of-3 majority, trust the wrong pair; logprob the first chain
-    expected = "CONCLUSION right" if selector in ("verify", "weighted_vote") else "CONCLUSION wrong"
+    # vote trusts the wrong pair (auto verifies: 2 of 3 is no clear majority); logprob the
+    # first chain
+    expected = ("CONCLUSION right" if selector in ("verify", "weighted_vote", "auto")
+                else "CONCLUSION wrong")
     assert trace.answer == expected
 
 
