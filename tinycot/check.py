@@ -30,6 +30,7 @@ from tinycot.examples import (
     conversation,
     judge_example,
     stage_is_right,
+    verdict_ids,
     verify_example,
     verify_item,
 )
@@ -89,8 +90,7 @@ def yes_probabilities(model: Any, processor: Any, items: list[TextExample], batc
     import torch
 
     # each option's first token, as the server's engine adapter constrains the answer
-    yes, no = (processor.tokenizer.encode(t, add_special_tokens=False)[0]
-               for t in VERIFY_OPTIONS)
+    yes, no = verdict_ids(processor.tokenizer)
     out: list[float] = []
     for start in range(0, len(items), batch):
         inputs = _inputs(processor, items[start:start + batch])

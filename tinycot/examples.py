@@ -391,6 +391,15 @@ def sampled_verify_example(sampled: SampledStage, render: Callable[..., str]) ->
 # ----------------------------------------------------------------------------- encoding
 
 
+def verdict_ids(tokenizer: Any) -> tuple[int, int]:
+    """The first token ids of the verifier's yes and no: what the server's one constrained
+    token is scored on (they differ from the first token on)."""
+    yes, no = (tokenizer(option, add_special_tokens=False)["input_ids"][0]
+               for option in VERIFY_OPTIONS)
+    assert yes != no, (yes, no)
+    return yes, no
+
+
 def _error_labels(processor: Any, prompt: str, prompt_ids: list[int],
                   spans: tuple[tuple[int, int, int], ...]) -> list[int]:
     """Per prompt token: the error label of the candidate character it ends on, else IGNORE.

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from server.search.prompts import VERIFY_OPTIONS
 from tinycot.onpolicy import reaches_right
 
 DEFAULT_MODEL = "models/tiny-cot"
@@ -116,10 +115,16 @@ def features(model: Any, processor: Any, items: Sequence[Any]) -> tuple[Any, lis
     own log P(yes) - log P(no) there) for each candidate."""
     import torch
 
-    from tinycot.examples import IGNORE, chat_renderer, encode, sampled_verify_example
+    from tinycot.examples import (
+        IGNORE,
+        chat_renderer,
+        encode,
+        sampled_verify_example,
+        verdict_ids,
+    )
 
     render = chat_renderer(processor.tokenizer)
-    yes, no = (processor.tokenizer.encode(o, add_special_tokens=False)[0] for o in VERIFY_OPTIONS)
+    yes, no = verdict_ids(processor.tokenizer)
     states, own = [], []
     with torch.no_grad():
         for item in items:

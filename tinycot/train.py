@@ -427,17 +427,6 @@ def train(model: Any, batches: Batches | ParallelBatches, minutes: float, steps:
     return curve
 
 
-def verdict_ids(tokenizer: Any) -> tuple[int, int]:
-    """The first token ids of the verifier's yes and no: what the server's one constrained
-    token is scored on (they differ from the first token on)."""
-    from server.search.prompts import VERIFY_OPTIONS
-
-    yes, no = (tokenizer(option, add_special_tokens=False)["input_ids"][0]
-               for option in VERIFY_OPTIONS)
-    assert yes != no, (yes, no)
-    return yes, no
-
-
 def _mean(rows: list[dict[str, Any]], key: str, *kinds: str) -> str:
     values = [r[key] for r in rows if not kinds or r["kind"] in kinds]
     return f"{sum(values) / len(values):.3f}" if values else "  -  "
@@ -517,6 +506,8 @@ def main(argv: list[str] | None = None) -> None:
     # threads made training four times slower; on an idle one sleeping costs about 15 %.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
+
+    from tinycot.examples import verdict_ids
 
     torch.set_num_threads(args.threads)
     out = Path(args.out_dir)

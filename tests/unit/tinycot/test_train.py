@@ -98,8 +98,8 @@ def test_a_training_step_with_the_ranking_loss_logs_it_and_moves_the_margins():
     on each pair batch, and a few steps at a high rate widen the right-minus-wrong margin."""
     from transformers import AutoProcessor
 
-    from tinycot.examples import OnPolicyPool
-    from tinycot.train import Batches, Mix, ranking_loss, train, verdict_ids
+    from tinycot.examples import OnPolicyPool, verdict_ids
+    from tinycot.train import Batches, Mix, ranking_loss, train
 
     records = _pair_records()
     processor = AutoProcessor.from_pretrained("models/tiny-cot")
