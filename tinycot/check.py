@@ -214,8 +214,10 @@ def check(model: Any, processor: Any, n: int, seed: int = 0) -> dict[str, Any]:
     correct = [m is not None and is_correct(m["CONCLUSION"], e.conclusion)
                for m, e in zip(formed, examples, strict=True)]
     by_kind: dict[str, list[bool]] = {}
-    for e, ok in zip(examples, correct, strict=True):
+    formed_by_kind: dict[str, list[bool]] = {}
+    for e, ok, m in zip(examples, correct, formed, strict=True):
         by_kind.setdefault(e.query.kind, []).append(ok)
+        formed_by_kind.setdefault(e.query.kind, []).append(m is not None)
     rng = random.Random(f"check-judge:{seed}")
     judges = [judge_example(e, rng, render) for e in examples]
     picks = judge_picks(model, processor, judges)
@@ -227,6 +229,8 @@ def check(model: Any, processor: Any, n: int, seed: int = 0) -> dict[str, Any]:
         "greedy_accuracy": round(sum(correct) / n, 4),
         "well_formed": round(sum(bool(m) for m in formed) / n, 4),
         "accuracy_by_kind": {k: round(sum(v) / len(v), 3) for k, v in sorted(by_kind.items())},
+        "well_formed_by_kind": {k: round(sum(v) / len(v), 3)
+                                for k, v in sorted(formed_by_kind.items())},
         "judge_accuracy": round(sum(p == j.target for p, j in zip(picks, judges, strict=True))
                                 / n, 4),
         "judge_accuracy_by_kind": {k: f"{sum(v) / len(v):.2f} of {len(v)}"

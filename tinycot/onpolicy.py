@@ -162,6 +162,23 @@ def request_body(example: Any, seed: int, temperature: float, model: str = MODEL
                 {"type": "text", "text": example.question}]}]}
 
 
+async def wait_ready(client: Any, timeout: float, every: float = 1.0) -> None:
+    """Waits until the server's `/ready` answers 200 (a starting server answers 503 to every
+    request until its engine is up), or raises `TimeoutError` after `timeout` seconds."""
+    import httpx
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            if (await client.get("/ready")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        if asyncio.get_running_loop().time() >= deadline:
+            raise TimeoutError(f"the server was not ready within {timeout:.0f} s")
+        await asyncio.sleep(every)
+
+
 async def sample(args: argparse.Namespace) -> dict[str, Any]:
     import httpx
     from tqdm import tqdm
@@ -203,6 +220,7 @@ async def sample(args: argparse.Namespace) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=args.base_url, timeout=args.timeout,
                                  limits=httpx.Limits(max_connections=args.concurrency)
                                  ) as client:
+        await wait_ready(client, args.ready_timeout)
         with out.open("a") as sink:
             await asyncio.gather(*(ask(client, i, sink) for i in todo))
     bar.close()
@@ -222,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--model", default=MODEL)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--ready-timeout", type=float, default=600.0,
+                        help="seconds to wait for the server's /ready before asking")
     args = parser.parse_args(argv)
     if args.split == "held-out":
         parser.error("the held-out split is for checks only")

@@ -75,7 +75,10 @@ def markdown(record: dict[str, Any], plot_name: str) -> str:
     if check:
         lines += ["", f"Held-out check after training ({check['questions']} questions, "
                   "transformers, greedy):", "",
-                  f"- well-formed four-stage answers: {check['well_formed']:.0%}",
+                  f"- well-formed four-stage answers: {check['well_formed']:.0%}"
+                  + (" (" + ", ".join(f"{k} {v:.0%}" for k, v in
+                                      check["well_formed_by_kind"].items()) + ")"
+                     if check.get("well_formed_by_kind") else ""),
                   f"- right answers: {check['greedy_accuracy']:.1%} ("
                   + ", ".join(f"{k} {v:.0%}" for k, v in check["accuracy_by_kind"].items())
                   + ")",

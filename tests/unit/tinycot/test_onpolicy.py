@@ -1,6 +1,10 @@
 """On-policy candidates: labels against the reference stages, prefixes, shares, resuming."""
 
+import asyncio
 import json
+
+import httpx
+import pytest
 
 from tinycot.onpolicy import (
     done_indices,
@@ -11,6 +15,7 @@ from tinycot.onpolicy import (
     reaches_right,
     request_body,
     squash,
+    wait_ready,
     wrong_shares,
 )
 from tinycot.task import dataset
@@ -107,3 +112,31 @@ def test_a_reasoning_reaches_the_right_answer_by_its_result_other_stages_by_thei
     assert not reaches_right("REASONING", "   ", "")
     assert not reaches_right("CAPTION", "Top left: red circle.", "Top left: red square.")
     assert reaches_right("CONCLUSION", "2", "2")
+
+
+def _ready_after(calls_before_ready):
+    """A fake server (httpx.MockTransport, pure logic): refuses to connect once, then answers
+    /ready 503 until `calls_before_ready` calls have been made, then 200."""
+    calls = []
+
+    def handler(request):
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.ConnectError("not listening yet", request=request)
+        return httpx.Response(200 if len(calls) > calls_before_ready else 503)
+
+    return calls, httpx.AsyncClient(transport=httpx.MockTransport(handler),
+                                    base_url="http://server")
+
+
+def test_sampling_waits_for_ready_through_refusals_and_503s():
+    calls, client = _ready_after(3)
+    asyncio.run(wait_ready(client, timeout=5, every=0))
+    assert calls == ["/ready"] * 4
+
+
+def test_waiting_for_ready_gives_up_after_the_timeout():
+    calls, client = _ready_after(10**9)
+    with pytest.raises(TimeoutError, match="not ready within"):
+        asyncio.run(wait_ready(client, timeout=0.05, every=0.01))
+    assert len(calls) > 1

@@ -81,3 +81,10 @@ def test_report_shows_the_ranking_loss_and_the_labels_where_the_run_used_them():
     assert "labelled by the result they reach" in text
     plain = markdown(RECORD, "training.png")
     assert "Bradley-Terry" not in plain and "ranking loss" not in plain
+
+
+def test_report_shows_well_formed_answers_per_question_kind():
+    check = {**RECORD["check"], "well_formed": 0.91,
+             "well_formed_by_kind": {"count_colour": 1.0, "left_of": 0.55}}
+    text = markdown({**RECORD, "check": check}, "training.png")
+    assert "well-formed four-stage answers: 91% (count_colour 100%, left_of 55%)" in text
