@@ -144,6 +144,7 @@ class VllmEngine:
         self.max_model_len = max_model_len
         self.on_cpu = on_cpu
         self._first_tokens: dict[str, int] = {}
+        self._stop_tokens: dict[str, int | None] = {}
         self._encoded: OrderedDict[str, list[int]] = OrderedDict()  # tokenised text parts
         # token prefixes decoded by `split`: a one-call answer is split again as it grows, at
         # many of the same places (bounded: each entry is a prefix of one call, at most the sum
@@ -237,7 +238,9 @@ class VllmEngine:
             frequency_penalty=sampling.frequency_penalty,
             presence_penalty=sampling.presence_penalty,
             logit_bias=dict(sampling.logit_bias) or None,
-            stop=list(sampling.stop), stop_token_ids=list(sampling.stop_token_ids) or None,
+            stop=list(sampling.stop),
+            stop_token_ids=[*sampling.stop_token_ids, *self.stop_token_ids(sampling.stop)]
+            or None,
             seed=sampling.seed, logprobs=logprobs,
             min_tokens=sampling.min_tokens, ignore_eos=sampling.ignore_eos,
             skip_special_tokens=sampling.skip_special_tokens,
@@ -304,6 +307,25 @@ class VllmEngine:
         logprobs = [top[i].logprob if i in top else None for i in ids]
         return ChoiceResult(picked, logprobs, len(final.prompt_token_ids or ()),
                             final.num_cached_tokens or 0)
+
+    def stop_token_ids(self, stops: Sequence[str]) -> list[int]:
+        """The stop strings that are one token of this vocabulary (a stage's closing tag, where
+        the tags are tokens), as token ids too. The engine core stops on a stop token itself;
+        a stop string only vLLM's front end sees, after the fact, and it then sends the core an
+        abort for a request that has already decoded a token past it. The output is the same:
+        the token is kept in the text, the detokenizer still reports the string as the stop
+        reason, and the string stays a stop for when the model spells it in several tokens."""
+        ids = []
+        for stop in stops:
+            if stop not in self._stop_tokens:
+                encoded = self._tokenizer.encode(stop, add_special_tokens=False)
+                single = (len(encoded) == 1 and self._tokenizer.decode(encoded) == stop
+                          and encoded[0] not in getattr(self._tokenizer, "all_special_ids", ()))
+                self._stop_tokens[stop] = encoded[0] if single else None
+            token = self._stop_tokens[stop]
+            if token is not None:
+                ids.append(token)
+        return ids
 
     def _option_ids(self, options: Sequence[str]) -> list[int]:
         """The token each option starts with; a one-token answer is constrained to these. An

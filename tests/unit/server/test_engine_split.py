@@ -79,3 +79,14 @@ def test_a_character_still_incomplete_is_allowed_for():
     text = " Two shapes."  # the last token is half a character: not in the text yet
     parts = piece.split(generation(text, [0, 1, 6], eos=False), [4])
     assert parts is not None and [p.token_ids for p in parts] == [(0,), (1, 6)]
+
+
+def test_closing_tags_that_are_one_token_stop_in_the_engine_core_too(tiny):
+    ids = tiny.stop_token_ids(["</SUMMARY>", "</CONCLUSION>", "left of", "\n\n"])
+    assert [tiny.tokens_of(t) for t in ("</SUMMARY>", "</CONCLUSION>")] == [(i,) for i in ids]
+    assert len(ids) == 2  # several tokens, or not a token alone: a stop string only
+
+
+def test_a_special_token_is_not_made_a_stop_token(tiny):
+    eos = tiny._tokenizer.eos_token
+    assert tiny.stop_token_ids([eos]) == []
