@@ -403,7 +403,7 @@ class VllmEngine:
         try:
             async for output in outputs:
                 final = output
-                if on_output is not None and on_output(output):
+                if on_output is not None and on_output(output) and not output.finished:
                     await self.abort(request_id)  # the caller has what it needs
                     break
         except asyncio.CancelledError:
