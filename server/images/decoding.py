@@ -74,7 +74,7 @@ def decode_image_bytes(raw: bytes, expected_format: str, limits: DecodeLimits) -
                          f"{limits.max_pixels}", too_large=True)
     try:
         image.load()
-        return image.convert("RGB")
+        return image if image.mode == "RGB" else image.convert("RGB")  # no copy when RGB
     except Exception:
         raise ImageError("image bytes could not be decoded as an image") from None
 

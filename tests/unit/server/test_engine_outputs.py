@@ -34,3 +34,52 @@ def test_without_logprobs_they_stay_unreported():
     whole.add(delta("b", [2], None, "length"))
     assert whole.logprobs is None and whole.cumulative_logprob is None
     assert (whole.text, whole.token_ids, whole.finish_reason) == ("ab", [1, 2], "length")
+
+
+class _FakeLLM:
+    """A FAKE AsyncLLM (pure logic of the adapter's output loop): yields the given outputs and
+    records the aborts it is sent."""
+
+    def __init__(self, outputs):
+        self.outputs, self.aborted = outputs, []
+
+    async def generate(self, request, params, request_id, trace_headers=None):
+        for output in self.outputs:
+            yield output
+
+    async def abort(self, request_id):
+        self.aborted.append(request_id)
+
+
+def _output(finished):
+    return SimpleNamespace(finished=finished, outputs=[])
+
+
+def _run(outputs, done_after):
+    import asyncio
+
+    from server.engine import VllmEngine
+
+    llm = _FakeLLM(outputs)
+    engine = VllmEngine(llm, None, None, 2048, on_cpu=True)
+    engine._token_ids = lambda prompt: [1, 2]
+    seen = []
+
+    def reader(output):
+        seen.append(output)
+        return len(seen) >= done_after
+
+    final = asyncio.run(engine._run(["prompt"], [], None, reader))
+    return final, llm.aborted
+
+
+def test_a_request_its_reader_is_done_with_is_aborted_while_it_runs():
+    outputs = [_output(False), _output(False), _output(True)]
+    final, aborted = _run(outputs, done_after=2)
+    assert final is outputs[1] and len(aborted) == 1
+
+
+def test_a_finished_request_is_not_aborted_even_when_its_reader_is_done():
+    outputs = [_output(False), _output(True)]
+    final, aborted = _run(outputs, done_after=2)
+    assert final is outputs[1] and aborted == []
