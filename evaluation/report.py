@@ -197,6 +197,35 @@ def retrace_table(results: Results) -> list[str]:
     return [*lines, ""]
 
 
+KIND_COLUMNS = ("greedy", "bon-verify-4", "stage-verify-4", "stage-verify-8", "retrace-verify-4")
+
+
+def kind_table(results: Results) -> list[str]:
+    """Right answers per question kind (`tinycot.task.question_kind`) for greedy and the
+    verifier's searches: where a search pays, and where it has no room left."""
+    from tinycot.task import QUESTION_WEIGHTS, question_kind
+
+    names = [n for n in KIND_COLUMNS if results.has(n)]
+    if not names:
+        return []
+    right: dict[str, Counter[str]] = {n: Counter() for n in names}
+    asked: dict[str, Counter[str]] = {n: Counter() for n in names}
+    for name in names:
+        for answer in results.answers[name]:
+            kind = question_kind(answer.question) or "other"
+            asked[name][kind] += 1
+            right[name][kind] += answer.correct
+    kinds = [k for k in (*QUESTION_WEIGHTS, "other") if any(asked[n][k] for n in names)]
+    lines = ["### By question kind", "",
+             "Right answers per kind of question (`tinycot.task.question_kind`), right / asked.",
+             "", "| kind | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for kind in kinds:
+        cells = [f"{right[n][kind] / asked[n][kind]:.1%} ({right[n][kind]}/{asked[n][kind]})"
+                 if asked[n][kind] else "–" for n in names]
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def paired_table(results: Results) -> list[str]:
     lines = ["## Paired tests", "",
              "The same questions with the same seeds. *Only a* / *only b*: questions one "
@@ -228,7 +257,7 @@ def targets_section(found: list[Target]) -> list[str]:
 
 def markdown(results: Results, found: list[Target], info: RunInfo, plot_name: str) -> str:
     return "\n".join(header(results, info) + config_table(results, plot_name)
-                     + selection_table(results) + paired_table(results)
+                     + selection_table(results) + kind_table(results) + paired_table(results)
                      + targets_section(found))
 
 

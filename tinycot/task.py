@@ -197,6 +197,17 @@ def question_text(q: Question) -> str:
     }[q.kind]
 
 
+def question_kind(text: str) -> str | None:
+    """The kind of a question by its text (`question_text`'s templates), None for another."""
+    patterns = {"count_colour": r"How many \w+ shapes are there\?",
+                "count_kind": r"How many \w+ are there\?",
+                "most_common": r"Which colour is most common\?",
+                "more_than": r"How many more \w+ shapes than \w+ shapes are there\?",
+                "left_of": r"Is the \w+ \w+ left of the \w+ \w+\?"}
+    return next((kind for kind, pattern in patterns.items()
+                 if re.fullmatch(pattern, text.strip())), None)
+
+
 # ----------------------------------------------------------------------------- answers
 
 

@@ -70,3 +70,19 @@ def test_the_retrace_table_counts_retraces_and_splits_the_accuracy():
             in text)
     no_retrace = analyse(answers("greedy", range(2), n=4))
     assert "How `retrace`" not in markdown(no_retrace, targets(no_retrace), INFO, "e.png")
+
+
+def test_the_kind_table_counts_right_answers_per_question_kind():
+    from dataclasses import replace
+
+    questions = ["How many red shapes are there?", "Is the red circle left of the blue square?",
+                 "Is the red square left of the blue circle?", "What is this?"]
+    rows = [replace(answer(config, i, correct), question=questions[i])
+            for config, right in (("greedy", {0}), ("stage-verify-4", {0, 1, 2}))
+            for i in range(4) for correct in [i in right]]
+    text = markdown(analyse(rows), [], INFO, "evaluation.png")
+    assert "| kind | greedy | stage-verify-4 |" in text
+    assert "| count_colour | 100.0% (1/1) | 100.0% (1/1) |" in text
+    assert "| left_of | 0.0% (0/2) | 100.0% (2/2) |" in text
+    assert "| other | 0.0% (0/1) | 0.0% (0/1) |" in text
+    assert "| count_kind |" not in text  # no such question asked

@@ -77,3 +77,12 @@ def test_scoring_normalises_number_words_and_punctuation():
     assert is_correct("3", "three") and is_correct(" Red!", "red")
     assert not is_correct("2", "3")
     assert not is_correct("", "") and not is_correct("...", "")
+
+
+def test_a_question_s_kind_is_read_back_from_its_text():
+    from tinycot.task import dataset, question_kind
+
+    examples = dataset(0, 300, "kinds")
+    assert {question_kind(e.question) for e in examples} == {e.query.kind for e in examples}
+    assert all(question_kind(e.question) == e.query.kind for e in examples)
+    assert question_kind("How many dogs are in the park today?") is None
