@@ -187,25 +187,28 @@ def pick_question(kind: str, scene: Scene, rng: random.Random) -> Question | Non
     return query if valid(query, scene) else None
 
 
+QUESTION_TEMPLATES = {
+    "count_colour": "How many {colour} shapes are there?",
+    "count_kind": "How many {shapes} are there?",
+    "most_common": "Which colour is most common?",
+    "more_than": "How many more {colour} shapes than {colour2} shapes are there?",
+    "left_of": "Is the {colour} {shape} left of the {colour2} {shape2}?",
+}
+# each template as a pattern, its fields one word each (read back by `question_kind`)
+_QUESTION_PATTERNS = {kind: re.compile(re.sub(r"\\\{\w+\\\}", r"\\w+", re.escape(template)))
+                      for kind, template in QUESTION_TEMPLATES.items()}
+
+
 def question_text(q: Question) -> str:
-    return {
-        "count_colour": f"How many {q.colour} shapes are there?",
-        "count_kind": f"How many {PLURAL.get(q.shape, q.shape)} are there?",
-        "most_common": "Which colour is most common?",
-        "more_than": f"How many more {q.colour} shapes than {q.colour2} shapes are there?",
-        "left_of": f"Is the {q.colour} {q.shape} left of the {q.colour2} {q.shape2}?",
-    }[q.kind]
+    return QUESTION_TEMPLATES[q.kind].format(
+        colour=q.colour, shape=q.shape, shapes=PLURAL.get(q.shape, q.shape),
+        colour2=q.colour2, shape2=q.shape2)
 
 
 def question_kind(text: str) -> str | None:
-    """The kind of a question by its text (`question_text`'s templates), None for another."""
-    patterns = {"count_colour": r"How many \w+ shapes are there\?",
-                "count_kind": r"How many \w+ are there\?",
-                "most_common": r"Which colour is most common\?",
-                "more_than": r"How many more \w+ shapes than \w+ shapes are there\?",
-                "left_of": r"Is the \w+ \w+ left of the \w+ \w+\?"}
-    return next((kind for kind, pattern in patterns.items()
-                 if re.fullmatch(pattern, text.strip())), None)
+    """The kind of a question by its text (the template it fills), None for another."""
+    return next((kind for kind, pattern in _QUESTION_PATTERNS.items()
+                 if pattern.fullmatch(text.strip())), None)
 
 
 # ----------------------------------------------------------------------------- answers
