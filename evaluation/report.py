@@ -131,16 +131,22 @@ def selection_table(results: Results) -> list[str]:
         "its usable candidates are right; only those tell a selector from a coin. Each cell: "
         "the share of decisive choices where the selector kept a right candidate (right / "
         "decisive). *Judge pairs*: the judge's pairwise comparisons where exactly one of the "
-        "pair was right, decided for that one (50 % is a coin).", "",
-        "| configuration | " + " | ".join(keys) + " | all decisive | judge pairs |",
-        "|---|" + "---|" * (len(keys) + 2),
+        "pair was right, decided for that one (50 % is a coin). *REASONING by result*: the "
+        "REASONING choices again, with a candidate right when the result it reaches (its final "
+        "count, colour or side) is the reference's, whatever its steps: what the verifier is "
+        "trained to judge; *all, by result*: all decisive choices counted so.", "",
+        "| configuration | " + " | ".join(keys) + " | all decisive | REASONING by result | "
+        "all, by result | judge pairs |",
+        "|---|" + "---|" * (len(keys) + 4),
     ]
     for name in searched:
         r = results.selection[name]
         cells = [_tally(r.decisive.get(k)) for k in keys]
         pairs = _tally(r.all_pairs) if r.pairs else "–"
+        by_result = ((_tally(r.by_result), _tally(r.all_decisive_by_result))
+                     if r.by_result.n else ("–", "–"))
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {_tally(r.all_decisive)} | "
-                     f"{pairs} |")
+                     f"{by_result[0]} | {by_result[1]} | {pairs} |")
     lines.append("")
     return lines + auto_table(results) + retrace_table(results)
 

@@ -12,7 +12,10 @@ keeps), and from them, per configuration:
 - decisive choices: the choices (a stage, or best-of-N's final choice among chains) where some
   but not all usable candidates were right, and the share where the selector kept a right one.
   Only these say anything about a selector: when all candidates are right, or all wrong, any pick
-  scores the same. Tallied per stage and per deciding method (`selected_by`);
+  scores the same. Tallied per stage and per deciding method (`selected_by`); the REASONING
+  choices also by the result each candidate reaches (`tinycot.onpolicy.reaches_right`: its final
+  count, colour or side, the outcome the verifier is trained to judge), where a miscount that
+  lands on the right number is right;
 - the judge's decisive comparisons: of its pairwise comparisons where exactly one of the pair was
   right, the share it decided for that one (50 % is a coin);
 - how each stage was decided (`selected_by` counts: the selector's name, `only` for one usable
@@ -29,11 +32,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evaluation.records import Answer
+from tinycot.onpolicy import reaches_right
 from tinycot.task import is_correct
 
 ANSWER_TAG = "CONCLUSION"
 CHAINS = "chains"  # the key of best-of-N's final choice among whole chains
 STAGE_ORDER = ("SUMMARY", "CAPTION", "REASONING", "CONCLUSION", CHAINS)
+BY_RESULT = "REASONING"  # the stage whose candidates are also marked by the result they reach
 Mark = bool | None  # right, wrong, or unusable (empty)
 
 
@@ -82,6 +87,9 @@ def trace_facts(stages: list[dict[str, Any]] | None, reference: dict[str, str],
             "chosen": stage["chosen_index"],
             "right": [_mark(stage["tag"], c["text"], reference) for c in stage["candidates"]],
             "pairs": _pairs(stage), **_signals(stage)}
+        if stage["tag"] == BY_RESULT and BY_RESULT in reference:
+            fact["reaches"] = [reaches_right(BY_RESULT, c["text"], reference[BY_RESULT])
+                               if c["text"] else None for c in stage["candidates"]]
         if stage.get("fallback"):
             fact["fallback"] = True
         facts.append(fact)
@@ -130,6 +138,7 @@ class SelectionReport:
     questions: int = 0  # answers (errors included: they count as no right candidate)
     oracle: int = 0  # questions with a right final candidate
     decisive: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))  # by stage
+    by_result: Tally = field(default_factory=Tally)  # decisive REASONING choices, by result
     by_method: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))
     pairs: dict[str, Tally] = field(default_factory=lambda: defaultdict(Tally))  # judge, by stage
     methods: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
@@ -141,6 +150,12 @@ class SelectionReport:
     @property
     def all_decisive(self) -> Tally:
         return pooled(self.decisive.values())
+
+    @property
+    def all_decisive_by_result(self) -> Tally:
+        """All decisive choices, with the REASONING ones judged by the result they reach."""
+        return pooled([*(t for k, t in self.decisive.items() if k != BY_RESULT),
+                       self.by_result])
 
     @property
     def all_pairs(self) -> Tally:
@@ -160,6 +175,9 @@ class SelectionReport:
                 kept = marks[fact["chosen"]] is True
                 self.decisive[tag].add(kept)
                 self.by_method[by].add(kept)
+            reaches = fact.get("reaches")
+            if reaches is not None and is_decisive(reaches):
+                self.by_result.add(reaches[fact["chosen"]] is True)
             for first, second, winner in fact.get("pairs") or ():
                 a, b = marks[first], marks[second]
                 if a is not None and b is not None and a != b:

@@ -138,10 +138,15 @@ def verifier(results: Results) -> Target:
         return Target(name, NOT_MEASURED, "no decisive choice by a verify configuration"
                       if runs else "needs a verify configuration")
     low, high = wilson(tally.right, tally.n)
+    by_result = pooled(results.selection[n].all_decisive_by_result for n in runs
+                       if results.selection[n].by_result.n)
+    also = "" if by_result.accuracy is None else (
+        f"; with REASONING judged by the result it reaches (what the verifier is trained on, not "
+        f"the target's measure): {by_result.right} of {by_result.n} ({by_result.accuracy:.1%})")
     return Target(name, MET if tally.accuracy >= VERIFIER_TARGET else MISSED,
                   f"kept a right candidate in {tally.right} of {tally.n} decisive choices "
                   f"({tally.accuracy:.1%}, 95 % interval {low:.1%}–{high:.1%}), pooled over "
-                  + ", ".join(runs))
+                  + ", ".join(runs) + also)
 
 
 def retrace_pays(results: Results) -> Target:

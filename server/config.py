@@ -60,11 +60,12 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where the engine runs.")
     cpu_kv_cache_gib: int | None = Field(None, ge=1, description="CPU only: KV-cache size in GiB "
                                            "(sets VLLM_CPU_KVCACHE_SPACE).")
-    cpu_engine_core_nice: int = Field(10, ge=0, le=19, description="CPU only: niceness of "
+    cpu_engine_core_nice: int = Field(0, ge=0, le=19, description="CPU only: niceness of "
                                       "vLLM's engine-core process, which busy-waits while the "
-                                      "model worker computes; above 0 this process keeps "
-                                      "answering (health probes, clients that leave) during "
-                                      "long decodes on few cores. 0 leaves it as vLLM starts it.")
+                                      "model worker computes. 0 (the default) leaves it as vLLM "
+                                      "starts it, as upstream's server does; above 0 it yields "
+                                      "its core to this process, which costs throughput (about "
+                                      "10 % at 10 on 2 cores, docs/deployment.md).")
     engine: Annotated[Mapping[str, Any], NoDecode] = Field(
         default_factory=dict, description="vLLM engine arguments given as `vllm serve` flags, "
         "by AsyncEngineArgs field name; the server's defaults are added by server/engine.py.")

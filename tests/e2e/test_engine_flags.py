@@ -1,5 +1,6 @@
 """A real server started with vLLM engine flags of `vllm serve` beside our own, and with an alias
-among its served names: the flags reach the engine, and a request naming the alias is served."""
+among its served names: the flags reach the engine (and ours: the engine core's niceness), and a
+request naming the alias is served."""
 
 import signal
 
@@ -13,6 +14,7 @@ from tests.e2e.waiting import engine_core
 pytestmark = pytest.mark.e2e
 URL = "/v1/chat/completions"
 ALIAS = "tiny-alias"
+CORE_NICE = 7
 
 
 PREAMBLE = "{{ 'note ' * 60 }}"  # a chat template that says more than the checkpoint's
@@ -23,7 +25,7 @@ def flagged_server(tmp_path_factory, tiny_model_dir):
     folder = tmp_path_factory.mktemp("engine-flags")
     template = folder / "template.jinja"
     template.write_text(PREAMBLE + (tiny_model_dir / "chat_template.jinja").read_text())
-    proc = start_server(folder / "server.log",
+    proc = start_server(folder / "server.log", "--cpu-engine-core-nice", str(CORE_NICE),
                         "--max-num-batched-tokens", "4096", "--kv-cache-dtype", "auto",
                         "--served-model-name", "tiny-cot", ALIAS, "--chat-template", str(template))
     yield proc
@@ -43,13 +45,18 @@ def test_the_engine_runs_with_the_flags_given_and_the_cpu_defaults(flagged_serve
     assert 'block_size="32"' in info and 'enable_prefix_caching="True"' in info
 
 
-def test_the_engine_core_runs_below_the_api_process_on_the_cpu(server):
-    """vLLM's engine core busy-waits on its worker; niced (--cpu-engine-core-nice, default 10)
-    it cannot starve the process that answers health probes and notices clients leaving."""
+def test_the_engine_core_runs_as_vllm_starts_it_unless_a_niceness_is_asked_for(
+        server, flagged_server):
+    """By default the engine core keeps the niceness it inherits (as under upstream's server);
+    --cpu-engine-core-nice N lowers its priority below the API process's."""
     core, api = engine_core(server), psutil.Process(server.process.pid)
-    assert core.nice() == max(10, api.nice())  # started as nice as the API process (inherited)
-    if api.nice() < 10:
-        assert f"VLLM::EngineCore (pid {core.pid}) runs at niceness 10" in server.log()
+    assert core.nice() == api.nice()
+    assert "runs at niceness" not in server.log()
+    core, api = engine_core(flagged_server), psutil.Process(flagged_server.process.pid)
+    assert core.nice() == max(CORE_NICE, api.nice())
+    if api.nice() < CORE_NICE:
+        assert (f"VLLM::EngineCore (pid {core.pid}) runs at niceness {CORE_NICE}"
+                in flagged_server.log())
 
 
 def test_a_request_naming_an_alias_is_served_and_answered_with_the_first_name(

@@ -132,3 +132,21 @@ def test_pairs_are_counted_on_the_questions_both_answered():
     assert pair.points == 0.0 and pair.p == 1.0
     failed = paired("a", a, "b", [answer("b", 0, True, status=500)])
     assert (failed.n, failed.a_only, failed.b_only) == (1, 1, 0)  # an error counts as wrong
+
+
+def test_reasoning_choices_are_also_scored_by_the_result_each_candidate_reaches():
+    reference = {**REFERENCE, "REASONING": "Red: circle, square = 2. So there are 2 red shapes."}
+    miscounted = "Red: circle, circle = 2. So there are 2 red shapes."  # wrong steps, right result
+    wrong = "Red: circle = 1. So there is 1 red shape."
+    stages = [_stage("REASONING", [miscounted, wrong, ""], 0, by="verify"),
+              _stage("CAPTION", ["Top left: red circle.", "Top left: none."], 1, by="verify")]
+    facts = trace_facts(stages, reference, best_of_n=False)
+    assert facts is not None
+    assert facts[0]["right"] == [False, False, None] and facts[0]["reaches"] == [True, False, None]
+    assert "reaches" not in facts[1]
+    report = score("stage-verify-4", [answer("stage-verify-4", 0, True, trace=facts)])
+    assert "REASONING" not in report.decisive  # by its text, neither candidate is right
+    assert (report.by_result.n, report.by_result.right) == (1, 1)
+    assert (report.all_decisive.n, report.all_decisive.right) == (1, 0)  # the CAPTION
+    by_result = report.all_decisive_by_result
+    assert (by_result.n, by_result.right) == (2, 1)

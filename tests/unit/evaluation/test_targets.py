@@ -103,6 +103,19 @@ def test_the_verifier_on_decisive_choices():
     assert verifier(analyse(answers("stage-verify-4", range(3), n=3))).verdict == NOT_MEASURED
 
 
+def test_the_verifier_target_also_shows_reasoning_judged_by_its_result():
+    """The target counts REASONING by its text; where the traces mark the REASONING candidates
+    by the result they reach too, the detail adds that count beside it (the verdict is the
+    text's)."""
+    by_text_wrong = [answer("stage-verify-4", i, True, trace=[
+        {"tag": "REASONING", "by": "verify", "chosen": 0, "right": [False, True],
+         "reaches": [True, False], "pairs": []}]) for i in range(6, 10)]
+    target = verifier(analyse(_decisive("stage-verify-4", 6, 6) + by_text_wrong))
+    assert target.verdict == MISSED and "6 of 10" in target.detail
+    assert "by the result it reaches" in target.detail and "10 of 10" in target.detail
+    assert "by the result" not in verifier(analyse(_decisive("stage-verify-4", 8, 8))).detail
+
+
 def test_all_six_targets_in_order():
     found = targets(analyse(GREEDY))
     assert len(found) == 6 and all(t.verdict == NOT_MEASURED for t in found)
