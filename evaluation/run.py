@@ -84,6 +84,7 @@ from evaluation.records import Answer, AnswerLog, done
 from evaluation.report import RunInfo, as_json, configs_option, markdown, plot
 from evaluation.scoring import trace_facts
 from evaluation.targets import targets
+from tinycot.onpolicy import wait_ready
 
 SPLITS = {"test": "held-out", "validation": "validation"}  # --split -> tinycot.task's split name
 SEED_LIMIT = 2**63
@@ -234,6 +235,13 @@ async def ask_all(args: argparse.Namespace, log: AnswerLog,
                           max_keepalive_connections=args.concurrency)
     async with httpx.AsyncClient(base_url=args.base_url, timeout=args.timeout, headers=headers,
                                  limits=limits, transport=transport) as client:
+        if any((c.name, i) not in answered for c in args.configs for i in range(len(examples))):
+            # a starting server answers 503 until its engine is up: wait rather than spend
+            # every request's retries there
+            try:
+                await wait_ready(client, args.ready_timeout)
+            except TimeoutError as exc:
+                raise SystemExit(f"{args.base_url}: {exc}") from None
         asker = Asker(client, args, log)
         for config in args.configs:
             pending = [i for i in range(len(examples)) if (config.name, i) not in answered]
@@ -302,6 +310,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "all): " + ", ".join(c.name for c in DEFAULT_CONFIGS))
     parser.add_argument("--concurrency", type=int, default=16,
                         help="requests in flight at once (default: %(default)s)")
+    parser.add_argument("--ready-timeout", type=float, default=600.0,
+                        help="seconds to wait for the server's /ready before asking (default: "
+                             "%(default)s)")
     parser.add_argument("--timeout", type=float, default=600.0,
                         help="per request, seconds: a request with no answer by then is "
                              "recorded as failed, not retried (default: %(default)s; the "

@@ -31,8 +31,13 @@ class FakeServer:
         self.p_pick = p_pick
         self.failures = {k: list(v) for k, v in (failures or {}).items()}
         self.bodies: list[dict[str, Any]] = []
+        self.not_ready_for = 0  # /ready polls answered 503 before the first 200
+        self.ready_polls = 0
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/ready":
+            self.ready_polls += 1
+            return httpx.Response(503 if self.ready_polls <= self.not_ready_for else 200)
         body = json.loads(request.content)
         self.bodies.append(body)
         index = self.index[body["messages"][0]["content"][0]["image_url"]["url"]]

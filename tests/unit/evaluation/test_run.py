@@ -2,6 +2,7 @@
 seeds, retries, the answers file, resuming, the validation split and the written files."""
 
 import json
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from evaluation.notes import NOTES_MARKER
 from evaluation.records import AnswerLog
 from evaluation.run import examples_for, main, paths_for, request_seed
 from tests.unit.evaluation.fakes import FakeServer
+from tinycot.onpolicy import wait_ready
 
 CONFIGS = "greedy,stage-verify-2,bon-vote-2"
 
@@ -19,6 +21,7 @@ CONFIGS = "greedy,stage-verify-2,bon-vote-2"
 @pytest.fixture(autouse=True)
 def no_waiting(monkeypatch):
     monkeypatch.setattr(run, "backoff", lambda attempt, retry_after=None: 0.0)
+    monkeypatch.setattr(run, "wait_ready", partial(wait_ready, every=0.01))
 
 
 def evaluate(out: Path, fake, *extra: str):
@@ -119,6 +122,25 @@ def test_the_validation_split_is_reported_apart_and_picks_the_best(tmp_path: Pat
     main(["--questions", "6", "--configs", "greedy,stage-vote-4", "--out", str(out),
           "--no-progress"], httpx.MockTransport(FakeServer(examples_for("test", 6, 0))))
     assert "picked as the best on the validation split" in out.read_text()
+
+
+def test_a_run_waits_for_a_starting_server_to_be_ready(tmp_path: Path):
+    fake = FakeServer(examples_for("test", 6, 0))
+    fake.not_ready_for = 3  # a server whose engine is still loading answers /ready with 503
+    polls_at_first_question = []
+    answer = fake.__call__
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/ready" and not polls_at_first_question:
+            polls_at_first_question.append(fake.ready_polls)
+        return answer(request)
+
+    evaluate(tmp_path / "evaluation.md", server)
+    assert polls_at_first_question == [4]  # asked only once /ready said 200
+    assert all(a.ok for a in AnswerLog(tmp_path / "evaluation.test.answers.jsonl").read())
+    fake.ready_polls, fake.not_ready_for = 0, 10**6
+    with pytest.raises(SystemExit, match="not ready within"):
+        evaluate(tmp_path / "other.md", fake, "--ready-timeout", "0.05")
 
 
 def test_report_only_asks_nothing(tmp_path: Path):
