@@ -94,23 +94,49 @@ def header(results: Results, info: RunInfo) -> list[str]:
     ]
 
 
+def headroom(results: Results) -> tuple[float, float] | None:
+    """(greedy's accuracy, the best-of-4 oracle): what a search of four candidates could add
+    at most over greedy, with a perfect selector over four sampled answers (the highest oracle
+    of the best-of-N width-4 configurations, all candidates sampled)."""
+    greedy = next((s.accuracy for n, s in results.summaries.items()
+                   if (c := try_parse(n)) is not None and c.search == GREEDY), None)
+    oracles = [results.selection[n].oracle_share for n in results.configs
+               if (c := try_parse(n)) is not None and c.search == BEST_OF_N and c.width == 4
+               and not c.greedy]
+    return None if greedy is None or not oracles else (greedy, max(oracles))
+
+
+def gap_closed(accuracy: float, room: tuple[float, float] | None) -> str:
+    """The share of the headroom over greedy that a configuration's accuracy takes up."""
+    if room is None or room[1] <= room[0]:
+        return "–"
+    return f"{(accuracy - room[0]) / (room[1] - room[0]):.0%}"
+
+
 def config_table(results: Results, plot_name: str) -> list[str]:
+    room = headroom(results)
     lines = [
         "## Accuracy and compute", "",
         "*Oracle*: questions where some final candidate was right (a CONCLUSION candidate, or "
         "for best-of-N a chain): what a perfect selector would have scored. Token figures are "
         "per answered question; *cached*: share of prompt tokens read from the prefix cache. "
         "*Latency*: mean per request; *wall*: each run's elapsed time over its questions (at "
-        "that concurrency).", "",
-        "| configuration | questions | accuracy | 95 % interval | oracle | generated tokens "
-        "| prompt tokens | cached | latency (s) | wall / question (s) | errors |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "that concurrency). *Headroom*: the share of the distance from greedy's accuracy to "
+        "the best-of-4 oracle (a perfect pick among four sampled answers"
+        + (f": {room[0]:.1%} to {room[1]:.1%}" if room else "")
+        + ") that the configuration covers; the targets below ask for points over greedy, "
+        "and no search can add more than that distance.", "",
+        "| configuration | questions | accuracy | 95 % interval | oracle | headroom "
+        "| generated tokens | prompt tokens | cached | latency (s) | wall / question (s) | "
+        "errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, s in results.summaries.items():
         oracle = results.selection[name].oracle_share
         lines.append(
             f"| {name} | {s.questions} | {s.accuracy:.1%} | {s.ci_low:.1%}–{s.ci_high:.1%} | "
-            f"{oracle:.1%} | {s.completion_tokens:.1f} | {s.prompt_tokens:.0f} | "
+            f"{oracle:.1%} | {gap_closed(s.accuracy, room)} | {s.completion_tokens:.1f} | "
+            f"{s.prompt_tokens:.0f} | "
             f"{s.cached_share:.0%} | {s.latency_s:.2f} | {s.wall_s_per_question:.2f} | "
             f"{s.errors} |")
     lines += ["", f"![accuracy against generated tokens per question]({plot_name})", ""]
@@ -274,6 +300,7 @@ def as_json(results: Results, found: list[Target], info: RunInfo) -> dict[str, A
         "selection": {n: {"questions": r.questions, "oracle": r.oracle,
                           "decisive": {k: asdict(t) for k, t in r.decisive.items()},
                           "decisive_by_method": {k: asdict(t) for k, t in r.by_method.items()},
+                          "decisive_reasoning_by_result": asdict(r.by_result),
                           "judge_pairs": {k: asdict(t) for k, t in r.pairs.items()},
                           "selected_by": {k: dict(c) for k, c in r.methods.items()}}
                       for n, r in results.selection.items()},

@@ -6,7 +6,14 @@ from pathlib import Path
 from evaluation.analysis import analyse
 from evaluation.configs import DEFAULT_CONFIGS
 from evaluation.notes import NOTES_MARKER, keep_notes
-from evaluation.report import RunInfo, configs_option, markdown, reproduce_command
+from evaluation.report import (
+    RunInfo,
+    configs_option,
+    gap_closed,
+    headroom,
+    markdown,
+    reproduce_command,
+)
 from evaluation.targets import targets
 from tests.unit.evaluation.fakes import answer, answers
 
@@ -86,3 +93,22 @@ def test_the_kind_table_counts_right_answers_per_question_kind():
     assert "| left_of | 0.0% (0/2) | 100.0% (2/2) |" in text
     assert "| other | 0.0% (0/1) | 0.0% (0/1) |" in text
     assert "| count_kind |" not in text  # no such question asked
+
+
+def test_headroom_is_the_distance_from_greedy_to_the_best_of_4_oracle():
+    """Greedy right on 60 of 100; best-of-4 with a right chain among its four on 80 (its oracle,
+    from the trace's marks) and right itself on 70: it covers half the distance."""
+    def chains(i: int) -> list[dict]:
+        return [{"tag": "chains", "by": "vote", "chosen": 0,
+                 "right": [i < 70, i < 80, False, False], "pairs": []}]
+
+    results = analyse(answers("greedy", range(60))
+                      + [answer("bon-vote-4", i, i < 70, trace=chains(i)) for i in range(100)]
+                      + answers("stage-vote-4", range(55)))
+    assert headroom(results) == (0.6, 0.8)
+    assert gap_closed(0.7, headroom(results)) == "50%"
+    assert gap_closed(0.55, headroom(results)) == "-25%"
+    assert gap_closed(0.7, None) == "–" and gap_closed(0.7, (0.8, 0.8)) == "–"
+    assert headroom(analyse(answers("greedy", range(60)))) is None  # no best-of-4 run
+    text = markdown(results, targets(results), INFO, "p.png")
+    assert "60.0% to 80.0%" in text and "| bon-vote-4 | 100 | 70.0% |" in text
