@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from evaluation.configs import BEST_OF_N, RETRACE, SELECTORS, STAGE, ordered, try_parse
+from evaluation.configs import (
+    BEST_OF_N,
+    GREEDY,
+    RETRACE,
+    SELECTORS,
+    STAGE,
+    ordered,
+    try_parse,
+)
 from evaluation.records import Answer, Summary, by_config, summarise
 from evaluation.scoring import Paired, SelectionReport, paired, score
 
@@ -35,6 +43,17 @@ class Results:
 
     def tokens(self, name: str) -> float:
         return self.summaries[name].completion_tokens
+
+    def headroom(self) -> tuple[float, float] | None:
+        """(greedy's accuracy, the best-of-4 oracle): what a search of four candidates could add
+        at most over greedy, with a perfect pick among four sampled answers (the highest oracle
+        of the best-of-N width-4 configurations with every candidate sampled)."""
+        greedy = next((s.accuracy for n, s in self.summaries.items()
+                       if (c := try_parse(n)) is not None and c.search == GREEDY), None)
+        oracles = [self.selection[n].oracle_share for n in self.configs
+                   if (c := try_parse(n)) is not None and c.search == BEST_OF_N
+                   and c.width == WIDTH and not c.greedy]
+        return None if greedy is None or not oracles else (greedy, max(oracles))
 
 
 def analyse(answers: list[Answer]) -> Results:

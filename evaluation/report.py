@@ -94,18 +94,6 @@ def header(results: Results, info: RunInfo) -> list[str]:
     ]
 
 
-def headroom(results: Results) -> tuple[float, float] | None:
-    """(greedy's accuracy, the best-of-4 oracle): what a search of four candidates could add
-    at most over greedy, with a perfect selector over four sampled answers (the highest oracle
-    of the best-of-N width-4 configurations, all candidates sampled)."""
-    greedy = next((s.accuracy for n, s in results.summaries.items()
-                   if (c := try_parse(n)) is not None and c.search == GREEDY), None)
-    oracles = [results.selection[n].oracle_share for n in results.configs
-               if (c := try_parse(n)) is not None and c.search == BEST_OF_N and c.width == 4
-               and not c.greedy]
-    return None if greedy is None or not oracles else (greedy, max(oracles))
-
-
 def gap_closed(accuracy: float, room: tuple[float, float] | None) -> str:
     """The share of the headroom over greedy that a configuration's accuracy takes up."""
     if room is None or room[1] <= room[0]:
@@ -114,7 +102,7 @@ def gap_closed(accuracy: float, room: tuple[float, float] | None) -> str:
 
 
 def config_table(results: Results, plot_name: str) -> list[str]:
-    room = headroom(results)
+    room = results.headroom()
     lines = [
         "## Accuracy and compute", "",
         "*Oracle*: questions where some final candidate was right (a CONCLUSION candidate, or "

@@ -77,8 +77,14 @@ def versus_greedy(results: Results, best: str | None, basis: str) -> Target:
         return Target(name, NOT_MEASURED, f"needs greedy and a stage-*-{WIDTH} configuration")
     pair = results.pair(best, "greedy")
     met = pair.points >= MIN_POINTS and pair.p < P_GREEDY
+    room = results.headroom()
+    ceiling = "" if room is None or 100 * (room[1] - room[0]) >= MIN_POINTS else (
+        f"; out of reach on these questions: the best-of-{WIDTH} oracle is {room[1]:.1%}, "
+        f"{100 * (room[1] - room[0]):.1f} points over greedy, so no selector among "
+        f"{WIDTH} sampled answers could add {MIN_POINTS:.0f}")
     return Target(name, MET if met else MISSED,
-                  f"{best}, {basis}: " + _vs(pair, results.tokens(best), results.tokens("greedy")))
+                  f"{best}, {basis}: " + _vs(pair, results.tokens(best), results.tokens("greedy"))
+                  + ceiling)
 
 
 def versus_best_of_n(results: Results, best: str | None) -> Target:

@@ -10,7 +10,6 @@ from evaluation.report import (
     RunInfo,
     configs_option,
     gap_closed,
-    headroom,
     markdown,
     reproduce_command,
 )
@@ -105,10 +104,10 @@ def test_headroom_is_the_distance_from_greedy_to_the_best_of_4_oracle():
     results = analyse(answers("greedy", range(60))
                       + [answer("bon-vote-4", i, i < 70, trace=chains(i)) for i in range(100)]
                       + answers("stage-vote-4", range(55)))
-    assert headroom(results) == (0.6, 0.8)
-    assert gap_closed(0.7, headroom(results)) == "50%"
-    assert gap_closed(0.55, headroom(results)) == "-25%"
+    assert results.headroom() == (0.6, 0.8)
+    assert gap_closed(0.7, results.headroom()) == "50%"
+    assert gap_closed(0.55, results.headroom()) == "-25%"
     assert gap_closed(0.7, None) == "–" and gap_closed(0.7, (0.8, 0.8)) == "–"
-    assert headroom(analyse(answers("greedy", range(60)))) is None  # no best-of-4 run
+    assert analyse(answers("greedy", range(60))).headroom() is None  # no best-of-4 run
     text = markdown(results, targets(results), INFO, "p.png")
     assert "60.0% to 80.0%" in text and "| bon-vote-4 | 100 | 70.0% |" in text

@@ -94,6 +94,23 @@ def _decisive(config: str, kept: int, of: int) -> list:
          "pairs": []}]) for i in range(of)]
 
 
+def test_a_target_out_of_reach_says_so():
+    """Greedy 85 of 100, best-of-4 with a right chain on 90: 5 points of headroom, so +10 is
+    out of reach and the verdict says why; with 20 points of headroom it says nothing more."""
+    def bon(top: int) -> list:
+        return [answer("bon-vote-4", i, i < 85, trace=[
+            {"tag": "chains", "by": "vote", "chosen": 0, "right": [i < 85, i < top],
+             "pairs": []}]) for i in range(100)]
+
+    base = answers("greedy", range(85)) + answers("stage-verify-4", range(88))
+    target = versus_greedy(analyse(base + bon(90)), "stage-verify-4", "basis")
+    assert target.verdict == MISSED
+    assert "out of reach" in target.detail and "oracle is 90.0%, 5.0 points" in target.detail
+    roomy = answers("greedy", range(70)) + answers("stage-verify-4", range(75))
+    assert "out of reach" not in versus_greedy(analyse(roomy + bon(90)), "stage-verify-4",
+                                               "basis").detail
+
+
 def test_the_verifier_on_decisive_choices():
     target = verifier(analyse(_decisive("stage-verify-4", 6, 8) + _decisive("bon-verify-4", 2, 2)))
     assert target.verdict == MET and "8 of 10" in target.detail  # 80 %: the target itself
