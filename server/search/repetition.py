@@ -68,6 +68,7 @@ class LoopWatch:
         self._runs = [0] * self.rule.max_period  # per period: the words ending at the last
         # one read that each equal the word `period` before them
         self._char_runs = [0] * self.rule.max_char_period  # the same, of characters
+        self._char_hot = False  # whether any of those may be above 0
         self._whole = self._final = False  # what the last feed said of its text
 
     def feed(self, text: str, whole: bool = False, final: bool = False) -> Loop | None:
@@ -78,16 +79,24 @@ class LoopWatch:
             self._reset()
         self._text, self._whole, self._final = text, whole or final, final
         complete = whole or final
+        period = self.rule.max_char_period
         while self.loop is None and self._read < len(text):
             at = self._read
-            if text[at].isspace():
+            char = text[at]
+            if char.isspace():
                 if self._word >= 0:
                     self._word_read(self._word, at)
                     self._word = -1
             elif self._word < 0:
                 self._word = at
             if self.loop is None:
-                self._char_read(at)
+                if char.isspace() or char not in text[max(0, at - period):at]:
+                    # no character run goes on: space is the word rule's, and none of the
+                    # last few characters is this one
+                    if self._char_hot:
+                        self._char_runs, self._char_hot = [0] * period, False
+                else:
+                    self._char_read(at)
             self._read = at + 1
         if complete and self.loop is None and self._word >= 0:
             self._word_read(self._word, len(text))
@@ -111,30 +120,37 @@ class LoopWatch:
     def _word_read(self, start: int, end: int) -> None:
         word, words, rule = self._text[start:end], self._words, self.rule
         count = len(words)
-        for period in range(1, min(count, rule.max_period) + 1):
-            run = self._runs[period - 1] + 1 if words[count - period] == word else 0
-            self._runs[period - 1] = run
-            length = run + period  # words of the repeating run that ends with this one
-            if (run and self.loop is None and length >= rule.min_copies * period
-                    and length >= rule.min_words):
-                first = count + 1 - length
-                self.loop = Loop(self._ends[first][0], self._ends[first + period - 1][1],
-                                 period)
+        reach = min(count, rule.max_period)
+        recent = words[count - reach:]
+        runs = [0] * rule.max_period  # a period whose word differs starts again from 0
+        if word in recent:  # only the periods whose word is this one go on
+            # the shortest period first, as the loop is the first run to reach the rule
+            for period in [reach - i for i, w in enumerate(recent) if w == word][::-1]:
+                run = runs[period - 1] = self._runs[period - 1] + 1
+                length = run + period  # words of the repeating run that ends with this one
+                if (self.loop is None and length >= rule.min_copies * period
+                        and length >= rule.min_words):
+                    first = count + 1 - length
+                    self.loop = Loop(self._ends[first][0], self._ends[first + period - 1][1],
+                                     period)
+        self._runs = runs
         words.append(word)
         self._ends.append((start, end))
 
     def _char_read(self, at: int) -> None:
+        """A character that one of the last few is: the runs of those periods go on, the
+        others end."""
         text, rule = self._text, self.rule
-        if text[at].isspace():  # space between words is the word rule's
-            self._char_runs = [0] * rule.max_char_period
-            return
+        char, runs = text[at], [0] * rule.max_char_period
         for period in range(1, min(at, rule.max_char_period) + 1):
-            run = self._char_runs[period - 1] + 1 if text[at] == text[at - period] else 0
-            self._char_runs[period - 1] = run
+            if text[at - period] != char:
+                continue
+            run = runs[period - 1] = self._char_runs[period - 1] + 1
             length = run + period
-            if run and self.loop is None and length >= rule.min_char_copies * period:
+            if self.loop is None and length >= rule.min_char_copies * period:
                 first = at + 1 - length
                 self.loop = Loop(first, first + period, period, "characters")
+        self._char_runs, self._char_hot = runs, True
 
 
 def find_loop(text: str, rule: RepetitionRule) -> Loop | None:
