@@ -116,10 +116,10 @@ ENGINE_CORE_PROCESS = "VLLM::EngineCore"  # the process title vLLM gives its eng
 
 
 def _lower_priority(name: str, nice: int) -> None:
-    """Raise the niceness of this server's child processes called `name` to `nice`. On the CPU,
-    vLLM's engine core spins (sched_yield) while its worker computes a step; at equal priority
-    it takes half a core from this process, whose health answers and disconnect checks then
-    wait seconds on a 2-core machine during a long decode."""
+    """Raise the niceness of this server's child processes called `name` to `nice` (0: leave
+    them). On the CPU, vLLM's engine core spins (sched_yield) while its worker computes a step,
+    on the core it shares with this process; niced, it leaves this process more of that core,
+    and the worker waits longer on its scheduling (docs/deployment.md, "On a few CPU cores")."""
     if nice <= 0:
         return
     import psutil
