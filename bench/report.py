@@ -179,6 +179,20 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   other core is one the engine core's scheduling loop waits for, and with it the next forward
   pass. So every figure below is the cost of model forward passes on one core, plus what the
   API process takes from the engine core.
+- **The engine core's priority.** The server used to raise the engine core's niceness to 10,
+  so that the API process always won the shared core. That starved the engine core's
+  scheduling, and the worker waited on it: beam 1 at concurrency 32, four alternating rounds
+  of 512 requests, both servers up at once, 61.1 requests/s at niceness 10 against 67.3 at 0
+  (0 ahead in every round; upstream 74.3 in the same run), while `/health` under saturating
+  load answered in 4.5-12 ms at the 99th percentile either way. The engine core now runs as
+  vLLM starts it (`--cpu-engine-core-nice` 0, as under upstream's server). Two full runs of
+  this benchmark after the change, an hour apart on the same machine, show how far whole runs
+  drift: beam 1 against upstream 1.03 / 0.91 / 0.83 and then 1.08 / 0.92 / 0.81 at
+  concurrency 1 / 8 / 32 (0.79 at 32 in the last run before the change), beam 4 against the
+  reference approach 32.1x and then 20.2x (ours 21.6 then 15.3 questions/s, the reference 0.67
+  then 0.76), beam 4 / beam 1 at saturation 0.24 then 0.28, verify / judge 1.01 then 0.94.
+  Ratios measured side by side within a run are what the table reports; a target one run meets
+  and the next misses is not met.
 - **Server overhead (1).** A beam-width-1 answer is one engine call, as upstream's is: the
   model writes all four stages in one generation, which the server cuts into stages
   (`server/search/single_call.py`); a stage is decoded again on its own only when the model
@@ -187,10 +201,19 @@ Profiled with py-spy on the API process and the engine core, and by taking the s
   concurrency 32 about 2-2.5 times upstream's, down from about 3.2 times (7.7 ms against
   2.4 ms in one measurement before): the engine now hands a call that nothing streams over
   every 16 tokens instead of at every token (vLLM's `stream_interval`), and the split into
-  stages decodes each token prefix once. What is left
-  (py-spy) is request handling (validation, the image, our middleware, the response) and the
-  stage bookkeeping; it shows where the engine is fast per request and the API work is not
-  hidden behind batching (concurrency 8 and 32 on this machine).
+  stages decodes each token prefix once. What is left, from a py-spy profile of the API
+  process with the GIL held (`--gil`, beam 1 at concurrency 32, 20 s each, leaving out single
+  stalls of a third of a second or more that each profile showed once or twice, likely memory
+  reclaim on this machine): about 4.6 ms per request against upstream's 1.8. Of ours: the stage
+  bookkeeping of the one-call answer 1.5 ms (the repetition watch reading each character and
+  word, `server/search/repetition.py`, about 0.3 ms, since made about twice as fast; the
+  token-prefix decoding that cuts the call into stages, about 0.3 ms; the rest of `OneCall`);
+  vLLM's output handling 1.0 ms against 0.5 (a call handed over every 16 tokens instead of
+  once); HTTP and the app 0.6 against 0.3 ms; vLLM's input processing 0.4 against 0.15 ms. The
+  API CPU is not the whole gap, though: handing a call over every 1,000 tokens instead of 16 (a
+  test build) took 0.8 ms per request off the API process and left the throughput where it was
+  (66.5 against 67.3 requests/s, four alternating rounds): on two cores shared with the load
+  generator the gap does not follow the API process's CPU one for one.
 - **Search cost (3).** A beam-4 answer decodes four candidates per stage: about 3.6 times the
   generated tokens of a greedy answer (316 against 88), so its throughput at saturation can be
   at most about 0.28 of beam 1's, whatever the selector. Selection costs little beside it:
