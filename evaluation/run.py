@@ -233,9 +233,11 @@ async def ask_all(args: argparse.Namespace, log: AnswerLog,
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     limits = httpx.Limits(max_connections=args.concurrency,
                           max_keepalive_connections=args.concurrency)
+    pending = {config.name: [i for i in range(len(examples)) if (config.name, i) not in answered]
+               for config in args.configs}
     async with httpx.AsyncClient(base_url=args.base_url, timeout=args.timeout, headers=headers,
                                  limits=limits, transport=transport) as client:
-        if any((c.name, i) not in answered for c in args.configs for i in range(len(examples))):
+        if any(pending.values()):
             # a starting server answers 503 until its engine is up: wait rather than spend
             # every request's retries there
             try:
@@ -244,11 +246,10 @@ async def ask_all(args: argparse.Namespace, log: AnswerLog,
                 raise SystemExit(f"{args.base_url}: {exc}") from None
         asker = Asker(client, args, log)
         for config in args.configs:
-            pending = [i for i in range(len(examples)) if (config.name, i) not in answered]
-            if not pending:
+            if not pending[config.name]:
                 print(f"{config.name}: all {len(examples)} answered already", file=sys.stderr)
                 continue
-            await asker.run_config(config, pending, examples, urls, len(examples))
+            await asker.run_config(config, pending[config.name], examples, urls, len(examples))
 
 
 def write_reports(args: argparse.Namespace, paths: Paths) -> Results:

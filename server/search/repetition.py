@@ -68,7 +68,6 @@ class LoopWatch:
         self._runs = [0] * self.rule.max_period  # per period: the words ending at the last
         # one read that each equal the word `period` before them
         self._char_runs = [0] * self.rule.max_char_period  # the same, of characters
-        self._char_hot = False  # whether any of those may be above 0
         self._whole = self._final = False  # what the last feed said of its text
 
     def feed(self, text: str, whole: bool = False, final: bool = False) -> Loop | None:
@@ -83,18 +82,19 @@ class LoopWatch:
         while self.loop is None and self._read < len(text):
             at = self._read
             char = text[at]
-            if char.isspace():
+            space = char.isspace()
+            if space:
                 if self._word >= 0:
                     self._word_read(self._word, at)
                     self._word = -1
             elif self._word < 0:
                 self._word = at
             if self.loop is None:
-                if char.isspace() or char not in text[max(0, at - period):at]:
+                if space or char not in text[max(0, at - period):at]:
                     # no character run goes on: space is the word rule's, and none of the
                     # last few characters is this one
-                    if self._char_hot:
-                        self._char_runs, self._char_hot = [0] * period, False
+                    if any(self._char_runs):
+                        self._char_runs = [0] * period
                 else:
                     self._char_read(at)
             self._read = at + 1
@@ -150,7 +150,7 @@ class LoopWatch:
             if self.loop is None and length >= rule.min_char_copies * period:
                 first = at + 1 - length
                 self.loop = Loop(first, first + period, period, "characters")
-        self._char_runs, self._char_hot = runs, True
+        self._char_runs = runs
 
 
 def find_loop(text: str, rule: RepetitionRule) -> Loop | None:
